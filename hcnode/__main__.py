@@ -1,0 +1,3 @@
+from hcnode.cli import main
+
+raise SystemExit(main())
