@@ -1,3 +1,4 @@
 from hcnode.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # guarded: verifier worker processes re-import this module
+    raise SystemExit(main())

@@ -73,6 +73,7 @@ class Config:
     data_dir: Path
     socket: Path
     key_file: Path
+    verify_workers: int
     dev_keys: bool
     log_level: str
     block: BlockParams
@@ -178,6 +179,8 @@ def parse_config(text: str, path: Path) -> Config:
 
     node = root.table("node")
     key_file = data_dir / node.get("key_file", str, "node.key")
+    verify_workers = node.get("verify_workers", int, 1, check=lambda v: None if 0 <= v <= 64 else
+                              "must be between 0 (verify in the main process) and 64")
     node.done()
 
     dev = root.table("dev")
@@ -232,6 +235,7 @@ def parse_config(text: str, path: Path) -> Config:
         data_dir=data_dir,
         socket=socket,
         key_file=key_file,
+        verify_workers=verify_workers,
         dev_keys=dev_keys,
         log_level=log_level,
         block=block,

@@ -13,6 +13,7 @@ Public keys are 33-byte compressed points.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 
@@ -32,8 +33,31 @@ class CryptoError(ValueError):
     """A key or signature that is not well formed."""
 
 
+@functools.lru_cache(maxsize=256)
+def _domain_prefix(chain_id: str, purpose: str) -> bytes:
+    """The canonical encoding of the domain array up to (not including) the message."""
+    return b"\x84" + codec.encode(SIGNATURE_DOMAIN) + codec.encode(chain_id) + codec.encode(purpose)
+
+
+def _bstr_header(length: int) -> bytes:
+    if length < 24:
+        return bytes([0x40 | length])
+    for marker, size in ((0x58, 1), (0x59, 2), (0x5A, 4), (0x5B, 8)):
+        if length < 1 << (8 * size):
+            return bytes([marker]) + length.to_bytes(size, "big")
+    raise CryptoError("message too long")
+
+
 def signing_digest(chain_id: str, purpose: str, message: bytes) -> bytes:
-    return hashlib.sha256(codec.encode([SIGNATURE_DOMAIN, chain_id, purpose, message])).digest()
+    """SHA-256 of encode([SIGNATURE_DOMAIN, chain_id, purpose, message]), hashed in pieces.
+
+    Streaming the prefix and the message into the hash gives the same digest as
+    encoding the array, without copying the message into a new encoding.
+    """
+    digest = hashlib.sha256(_domain_prefix(chain_id, purpose))
+    digest.update(_bstr_header(len(message)))
+    digest.update(message)
+    return digest.digest()
 
 
 class PrivateKey:

@@ -194,8 +194,9 @@ def _create_member(state: Overlay, org: str, name: str, key: bytes, roles: list[
     return member_id
 
 
-def _claim_key(state: Overlay, key: bytes, identity: str, kind: str, height: int) -> None:
-    if not crypto.public_key_ok(key):
+def _claim_key(state: Overlay, key: bytes, identity: str, kind: str, height: int, *, verified: bool = False) -> None:
+    """Bind ``key`` to an identity; ``verified`` when the key just signed this transaction."""
+    if not verified and not crypto.public_key_ok(key):
         raise Rejected("bad_key", "not a valid compressed secp256k1 public key")
     if state.get(_k("key", key)) is not None:
         raise Rejected("key_in_use", f"key {key.hex()[:16]}… is already registered (keys are never reused)")
@@ -406,7 +407,7 @@ def _key_revoke(ctx: TxContext, payload: dict[str, Any]) -> None:
 
 def _patient_register(ctx: TxContext, payload: dict[str, Any]) -> None:
     pid = patient_id(ctx.sender)
-    _claim_key(ctx.state, ctx.sender, pid, "patient", ctx.block.height)
+    _claim_key(ctx.state, ctx.sender, pid, "patient", ctx.block.height, verified=True)
     ctx.state.put_value(_k("patient", pid), {"id": pid, "key": ctx.sender, "since": ctx.block.height,
                                              "keys": [{"key": ctx.sender, "from": ctx.block.height}]})
     ctx.emit("registry.patient_registered", patient=pid)

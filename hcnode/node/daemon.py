@@ -31,6 +31,7 @@ from hcnode.config import Config, ConfigError
 from hcnode.node.node import Node
 from hcnode.node.rpc import RpcServer
 from hcnode.node.store import Store
+from hcnode.node.verifier import Verifier
 from hcnode.wallet.keystore import Keystore
 
 __all__ = ["run_node", "resolve_genesis", "load_node_key", "DEV_PASSPHRASE", "write_node_key"]
@@ -105,17 +106,20 @@ async def run_node(config: Config, *, task_status: Any = trio.TASK_STATUS_IGNORE
     key = load_node_key(config, create=config.dev_keys)
     genesis = resolve_genesis(config, key, announce=lambda m: print(m, file=sys.stderr, flush=True))
     store = Store(config.data_dir / "db")
+    verifier = Verifier(config.chain_id, config.limits.max_tx_bytes, config.verify_workers)
     try:
-        node = Node(config, default_apps(), key, genesis, store)
+        node = Node(config, default_apps(), key, genesis, store, verifier)
         rpc = RpcServer(node, config.socket)
         async with trio.open_nursery() as nursery:
             if handle_signals:
                 nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+            await verifier.start()
             await nursery.start(node.run)
             await nursery.start(rpc.serve)
             log.info("ready: chain %s height %d, RPC at %s", config.chain_id, store.height, config.socket)
             task_status.started(node)
     finally:
+        verifier.close()
         store.close()
         log.info("stopped cleanly")
 

@@ -31,6 +31,7 @@ from hcnode.chain.execute import Limits as ExecLimits
 from hcnode.config import Config
 from hcnode.node.mempool import Mempool
 from hcnode.node.store import StorageError, Store
+from hcnode.node.verifier import Verifier
 
 __all__ = ["Node"]
 
@@ -38,7 +39,8 @@ log = logging.getLogger("hcnode.node")
 
 
 class Node:
-    def __init__(self, config: Config, apps: AppSet, key: crypto.PrivateKey, genesis: Genesis, store: Store) -> None:
+    def __init__(self, config: Config, apps: AppSet, key: crypto.PrivateKey, genesis: Genesis, store: Store,
+                 verifier: Verifier | None = None) -> None:
         self.config = config
         self.apps = apps
         self.key = key
@@ -50,6 +52,7 @@ class Node:
         self._work = trio.Event()
         self._halted: str | None = None
         self._pending_since: float | None = None
+        self.verifier = verifier if verifier is not None else Verifier(self.chain_id, config.limits.max_tx_bytes, 0)
         self.started_ms = int(time.time() * 1000)
         self._open(genesis)
 
@@ -80,17 +83,45 @@ class Node:
 
     def submit(self, raw: bytes) -> tuple[bytes, str]:
         """Admit one transaction. Returns (hash, "accepted" | "pending" | "committed"); raises Rejected."""
+        return self._admit(raw, None)
+
+    async def submit_many(self, raws: list[bytes]) -> list[tuple[bytes, str] | Rejected]:
+        """Admit a batch; each item is (hash, status) or the Rejected that refused it.
+
+        Large batches are checked in the verifier process (the second core) while
+        this thread goes on executing blocks; admission itself stays here.
+        """
+        if self.verifier.pool is not None and len(raws) >= 64:
+            checked: list[Tx | Rejected | None] = list(await self.verifier.check(raws))
+        else:
+            checked = [None] * len(raws)
+        results: list[tuple[bytes, str] | Rejected] = []
+        for raw, tx in zip(raws, checked):
+            try:
+                if isinstance(tx, Rejected):
+                    raise tx
+                results.append(self._admit(raw, tx))
+            except Rejected as exc:
+                results.append(exc)
+        return results
+
+    def _decode(self, raw: bytes) -> Tx:
+        return decode_tx(raw, chain_id=self.chain_id, max_bytes=self.config.limits.max_tx_bytes,
+                         payload_spec=self.apps.payload_spec)
+
+    def _admit(self, raw: bytes, tx: Tx | None) -> tuple[bytes, str]:
+        """Dedupe, decode unless already decoded, then the nonce and mempool checks."""
         if self._halted:
             raise Rejected("halted", f"this node stopped applying blocks: {self._halted}")
         if len(raw) > self.config.limits.max_tx_bytes:
             raise Rejected("too_large", f"transaction is {len(raw)} bytes, limit {self.config.limits.max_tx_bytes}")
-        tx_hash = hashlib.sha256(raw).digest()
+        tx_hash = tx.hash if tx is not None else hashlib.sha256(raw).digest()
         if tx_hash in self.mempool:
             return tx_hash, "pending"
         if self.store.tx_location(tx_hash) is not None:
             return tx_hash, "committed"
-        tx = decode_tx(raw, chain_id=self.chain_id, max_bytes=self.config.limits.max_tx_bytes,
-                       payload_spec=self.apps.payload_spec)
+        if tx is None:
+            tx = self._decode(raw)
         self.mempool.add(tx, read_nonce(self.store, tx.sender))
         if self._pending_since is None:
             self._pending_since = trio.current_time()
@@ -185,6 +216,14 @@ class Node:
                         return status
                     await self._committed.wait()
         return self.tx_status(tx_hash)
+
+    async def wait_height(self, after: int, timeout_s: float) -> int:
+        """Return the height as soon as it exceeds ``after`` (or when the timeout passes)."""
+        with trio.move_on_after(timeout_s):
+            async with self._committed:
+                while (self.store.height or 0) <= after:
+                    await self._committed.wait()
+        return self.store.height or 0
 
     def block_at(self, height: int) -> Block | None:
         raw = self.store.block_bytes(height)

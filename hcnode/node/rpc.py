@@ -140,6 +140,7 @@ class RpcServer:
             "tx.proof": self.tx_proof,
             "block.get": self.block_get,
             "block.head": self.block_head,
+            "block.wait": self.block_wait,
             "account.nonce": self.account_nonce,
             "rpc.methods": self.rpc_methods,
         }
@@ -271,21 +272,21 @@ class RpcServer:
 
     async def tx_submit_batch(self, raw: Any) -> Any:
         params = Params(raw, ("txs",))
-        results = []
-        for i, item in enumerate(params.list("txs", self.limits.rpc_batch_txs)):
+        items = params.list("txs", self.limits.rpc_batch_txs)
+        decoded: list[bytes] = []
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise RpcError(INVALID_PARAMS, f"txs[{i}]: expected a hex string, got {_json_type(item)}")
             try:
-                if not isinstance(item, str):
-                    raise RpcError(INVALID_PARAMS, f"txs[{i}]: expected a hex string")
-                try:
-                    data = bytes.fromhex(item)
-                except ValueError:
-                    raise RpcError(INVALID_PARAMS, f"txs[{i}]: not valid hex") from None
-                tx_hash, status = self.node.submit(data)
-                results.append({"tx": tx_hash, "status": status})
-            except Rejected as exc:
-                results.append({"error": {"code": exc.code, "message": exc.message}})
-            except RpcError as exc:
-                results.append({"error": {"code": "bad_params", "message": exc.message}})
+                decoded.append(bytes.fromhex(item))
+            except ValueError:
+                raise RpcError(INVALID_PARAMS, f"txs[{i}]: not valid hex") from None
+        results = []
+        for outcome in await self.node.submit_many(decoded):
+            if isinstance(outcome, Rejected):
+                results.append({"error": {"code": outcome.code, "message": outcome.message}})
+            else:
+                results.append({"tx": outcome[0], "status": outcome[1]})
         return {"results": results}
 
     async def tx_get(self, raw: Any) -> Any:
@@ -341,6 +342,12 @@ class RpcServer:
         block = self.node.block_at(self.node.store.height or 0)
         assert block is not None
         return _header_json(block)
+
+    async def block_wait(self, raw: Any) -> Any:
+        params = Params(raw, ("after", "timeout_ms"))
+        after = params.int("after")
+        timeout = params.int("timeout_ms", default=10_000, high=self.limits.tx_wait_max_ms)
+        return {"height": await self.node.wait_height(after, timeout / 1000)}
 
     async def account_nonce(self, raw: Any) -> Any:
         params = Params(raw, ("key",))

@@ -102,17 +102,19 @@ class Store:
         with self.db.write_batch(transaction=True, sync=True) as batch:
             batch.put(b"b/" + _height(header.height), block.encode())
             batch.put(b"h/" + block_hash, _height(header.height))
+            height = header.height
+            db_get, put = self.db.get, batch.put
             for index, (tx_hash, receipt) in enumerate(zip(execution.tx_hashes, execution.encoded_receipts)):
                 # A replayed transaction (same hash) gets a rejected receipt in its block, but the
                 # index keeps pointing at the first inclusion, the one that counted.
-                if self.db.get(b"t/" + tx_hash) is None:
-                    batch.put(b"t/" + tx_hash, codec.encode([header.height, index]))
-                    batch.put(b"r/" + tx_hash, receipt)
+                if db_get(b"t/" + tx_hash) is None:
+                    put(b"t/" + tx_hash, codec.encode([height, index]))
+                    put(b"r/" + tx_hash, receipt)
             for key, value in execution.writes.items():
                 if value is None:
                     batch.delete(b"s/" + key)
                 else:
-                    batch.put(b"s/" + key, value)
+                    put(b"s/" + key, value)
             if genesis_document is not None:
                 batch.put(b"m/genesis", genesis_document)
             batch.put(b"m/height", _height(header.height))
