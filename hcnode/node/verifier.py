@@ -14,6 +14,9 @@ whole batch and returns only verdicts; the main process rebuilds each accepted
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import trio
@@ -26,10 +29,18 @@ __all__ = ["Verifier"]
 _worker_state: dict[str, object] = {}
 
 
-def _init_worker(chain_id: str, max_tx_bytes: int) -> None:
+def _init_worker(chain_id: str, max_tx_bytes: int, parent: int) -> None:
     from hcnode.apps import default_apps
 
     _worker_state.update(chain_id=chain_id, max_tx_bytes=max_tx_bytes, apps=default_apps())
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A node killed with SIGKILL cannot stop its workers; they notice and leave on their own."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def _check_batch(raws: list[bytes]) -> list[tuple[str, str] | None]:
@@ -51,7 +62,7 @@ class Verifier:
         self.limiter = trio.CapacityLimiter(max(1, workers))
         self.pool = (
             ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                initializer=_init_worker, initargs=(chain_id, max_tx_bytes))
+                                initializer=_init_worker, initargs=(chain_id, max_tx_bytes, os.getpid()))
             if workers > 0 else None
         )
 
