@@ -140,9 +140,7 @@ _VOCAB = {
     "btt": ("urn:epcglobal:cbv:btt:", "https://ref.gs1.org/cbv/BTT-"),
 }
 
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})"
-)
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})")
 _TZ_OFFSET = re.compile(r"[+-](?:0\d|1[0-4]):[0-5]\d")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _PREFIXED = re.compile(r"([A-Za-z][A-Za-z0-9_.-]*):(.+)")
@@ -381,7 +379,7 @@ class _Where:
 def _bare(value: str, vocab: str) -> str:
     for prefix in _VOCAB[vocab]:
         if value.startswith(prefix):
-            return value[len(prefix):]
+            return value[len(prefix) :]
     return value
 
 
@@ -441,20 +439,26 @@ def _check_hashable(event: Mapping[str, Any], where: _Where) -> None:
     """
     for path, _, item in _walk(event, ""):
         if _is_infinite_number(item):
-            raise where.fail(path, f"{item!r} cannot be hashed (the hash generator drops such an event)")
+            raise where.fail(
+                path, f"{item!r} cannot be hashed (the hash generator drops such an event)"
+            )
     for i, element in enumerate(event.get("sensorElementList", [])):
         meta = element.get("sensorMetadata", {})
         if not isinstance(meta, dict):
             raise where.fail(f"sensorElementList[{i}].sensorMetadata", "must be an object")
         for field in ("time", "startTime", "endTime"):
             if field in meta:
-                _check_datetime(meta[field], where, f"sensorElementList[{i}].sensorMetadata.{field}")
+                _check_datetime(
+                    meta[field], where, f"sensorElementList[{i}].sensorMetadata.{field}"
+                )
         reports = element.get("sensorReport", [])
         if not isinstance(reports, list) or not all(isinstance(r, dict) for r in reports):
             raise where.fail(f"sensorElementList[{i}].sensorReport", "must be a list of objects")
         for j, report in enumerate(reports):
             if "time" in report:
-                _check_datetime(report["time"], where, f"sensorElementList[{i}].sensorReport[{j}].time")
+                _check_datetime(
+                    report["time"], where, f"sensorElementList[{i}].sensorReport[{j}].time"
+                )
 
 
 def _opt_str(event: Mapping[str, Any], field: str, where: _Where) -> str | None:
@@ -491,20 +495,27 @@ def _location(event: Mapping[str, Any], field: str, where: _Where) -> str | None
     return location
 
 
-def _parties(event: Mapping[str, Any], field: str, role: str, where: _Where) -> tuple[tuple[str, str], ...]:
+def _parties(
+    event: Mapping[str, Any], field: str, role: str, where: _Where
+) -> tuple[tuple[str, str], ...]:
     value = event.get(field, [])
     if not isinstance(value, list):
         raise where.fail(field, f"must be a list, got {type(value).__name__}")
     parties = []
     for i, item in enumerate(value):
-        if not (isinstance(item, dict) and isinstance(item.get("type"), str)
-                and isinstance(item.get(role), str) and item[role]):
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("type"), str)
+            and isinstance(item.get(role), str)
+            and item[role]
+        ):
             raise where.fail(f"{field}[{i}]", f'must be {{"type": "...", "{role}": "<id>"}}')
         kind = _bare(item["type"], "type")
         if kind not in _CBV_SDT and not _is_uri(kind):
             raise where.fail(
-                f"{field}[{i}].type", f"{item['type']!r} is not a CBV source/destination type "
-                f"({', '.join(sorted(_CBV_SDT))}) nor a URI"
+                f"{field}[{i}].type",
+                f"{item['type']!r} is not a CBV source/destination type "
+                f"({', '.join(sorted(_CBV_SDT))}) nor a URI",
             )
         if set(item) != {"type", role}:
             # The generator hashes only the first two fields of such an entry.
@@ -518,16 +529,30 @@ def _biz_transactions(event: Mapping[str, Any], where: _Where) -> None:
     if not isinstance(value, list):
         raise where.fail("bizTransactionList", "must be a list of objects")
     for i, item in enumerate(value):
-        if not (isinstance(item, dict) and isinstance(item.get("bizTransaction"), str) and item["bizTransaction"]):
-            raise where.fail(f"bizTransactionList[{i}]", 'must be {"type": "...", "bizTransaction": "<id>"}')
+        if not (
+            isinstance(item, dict)
+            and isinstance(item.get("bizTransaction"), str)
+            and item["bizTransaction"]
+        ):
+            raise where.fail(
+                f"bizTransactionList[{i}]", 'must be {"type": "...", "bizTransaction": "<id>"}'
+            )
         if not isinstance(item.get("type"), str):
             # Valid EPCIS, but epcis-event-hash-generator 1.9.3 cannot hash it (IndexError).
-            raise where.fail(f"bizTransactionList[{i}].type", "is required here: the canonical hash needs it")
+            raise where.fail(
+                f"bizTransactionList[{i}].type", "is required here: the canonical hash needs it"
+            )
         if set(item) != {"type", "bizTransaction"}:
-            raise where.fail(f"bizTransactionList[{i}]", "must have exactly the fields 'type' and 'bizTransaction'")
+            raise where.fail(
+                f"bizTransactionList[{i}]",
+                "must have exactly the fields 'type' and 'bizTransaction'",
+            )
         kind = _bare(item["type"], "btt")
         if kind not in _CBV_BTT and not _is_uri(kind):
-            raise where.fail(f"bizTransactionList[{i}].type", f"{item['type']!r} is not a CBV business transaction type nor a URI")
+            raise where.fail(
+                f"bizTransactionList[{i}].type",
+                f"{item['type']!r} is not a CBV business transaction type nor a URI",
+            )
 
 
 def _error_declaration(event: Mapping[str, Any], where: _Where) -> ErrorDeclaration | None:
@@ -563,11 +588,15 @@ def _ilmd(event: Mapping[str, Any], where: _Where) -> tuple[str | None, str | No
     expiry = value.get("cbvmda:itemExpirationDate")
     if expiry is not None:
         if not (isinstance(expiry, str) and _ISO_DATE.fullmatch(expiry)):
-            raise where.fail("ilmd.cbvmda:itemExpirationDate", f"{expiry!r} must be a date YYYY-MM-DD")
+            raise where.fail(
+                "ilmd.cbvmda:itemExpirationDate", f"{expiry!r} must be a date YYYY-MM-DD"
+            )
         try:
             dt.date.fromisoformat(expiry)
         except ValueError:
-            raise where.fail("ilmd.cbvmda:itemExpirationDate", f"{expiry!r} is not a real date") from None
+            raise where.fail(
+                "ilmd.cbvmda:itemExpirationDate", f"{expiry!r} is not a real date"
+            ) from None
     return lot, expiry
 
 
@@ -583,7 +612,9 @@ def _used_prefixes(event: Mapping[str, Any]) -> set[str]:
     return found
 
 
-def _kind(event_type: str, action: str, biz_step: str, disposition: str | None, where: _Where) -> str:
+def _kind(
+    event_type: str, action: str, biz_step: str, disposition: str | None, where: _Where
+) -> str:
     if event_type == "AggregationEvent" and action == "ADD":
         return "aggregate"
     if event_type == "AggregationEvent" and action == "DELETE":
@@ -615,15 +646,22 @@ def parse_event(
         raise at.fail("event", f"must be an object, got {type(event).__name__}")
     event_type = event.get("type")
     if event_type in _OTHER_EVENT_TYPES:
-        raise at.fail("type", f"{event_type} is not used for drug traceability (ObjectEvent, AggregationEvent)")
+        raise at.fail(
+            "type",
+            f"{event_type} is not used for drug traceability (ObjectEvent, AggregationEvent)",
+        )
     if event_type not in _FIELDS_BY_TYPE:
-        raise at.fail("type", f"{event_type!r} is not an EPCIS event type (ObjectEvent, AggregationEvent)")
+        raise at.fail(
+            "type", f"{event_type!r} is not an EPCIS event type (ObjectEvent, AggregationEvent)"
+        )
     for key in event:
         if key in _FIELDS_BY_TYPE[event_type]:
             continue
         m = _PREFIXED.fullmatch(key)
         if not m:
-            raise at.fail(key, f"unknown {event_type} field (extensions need a prefix, e.g. 'example:{key}')")
+            raise at.fail(
+                key, f"unknown {event_type} field (extensions need a prefix, e.g. 'example:{key}')"
+            )
         if m.group(1) not in ns and m.group(1) not in _STANDARD_PREFIXES:
             raise at.fail(key, f"prefix {m.group(1)!r} is not defined in the document's @context")
 
@@ -644,12 +682,15 @@ def parse_event(
     if disposition is not None:
         disposition = _bare(disposition, "disposition")
         if disposition not in _CBV_DISPOSITIONS and not _is_uri(disposition):
-            raise at.fail("disposition", f"{event['disposition']!r} is not a CBV disposition nor a URI")
+            raise at.fail(
+                "disposition", f"{event['disposition']!r} is not a CBV disposition nor a URI"
+            )
     kind = _kind(event_type, action, biz_step, disposition, at)
     event_id = _opt_str(event, "eventID", at)
     for field in ("quantityList", "childQuantityList", "sensorElementList"):
-        if field in event and not (isinstance(event[field], list)
-                                   and all(isinstance(x, dict) for x in event[field])):
+        if field in event and not (
+            isinstance(event[field], list) and all(isinstance(x, dict) for x in event[field])
+        ):
             raise at.fail(field, "must be a list of objects")
     _check_hashable(event, at)
 
@@ -666,7 +707,9 @@ def parse_event(
             raise at.fail("parentID", f"is required for an AggregationEvent with action {action}")
         parent = _epc_key(parent_id, at, "parentID", year) if parent_id else None
     if len(set(epcs)) != len(epcs):
-        raise at.fail("epcList" if event_type == "ObjectEvent" else "childEPCs", "names one item twice")
+        raise at.fail(
+            "epcList" if event_type == "ObjectEvent" else "childEPCs", "names one item twice"
+        )
     lot, expiry = _ilmd(event, at) if event_type == "ObjectEvent" else (None, None)
     declaration = _error_declaration(event, at)
     read_point = _location(event, "readPoint", at)
@@ -704,7 +747,11 @@ def parse_event(
     )
 
 
-_TYPED_LISTS = {"bizTransactionList": "bizTransaction", "sourceList": "source", "destinationList": "destination"}
+_TYPED_LISTS = {
+    "bizTransactionList": "bizTransaction",
+    "sourceList": "source",
+    "destinationList": "destination",
+}
 
 
 def _canonical(value: Any, parent_key: str = "") -> Any:
@@ -775,7 +822,9 @@ def import_document(data: bytes | str, *, max_bytes: int) -> list[TraceEvent]:
     if document.get("schemaVersion") != "2.0":
         raise EpcisError(f"schemaVersion: must be '2.0', got {document.get('schemaVersion')!r}")
     if "@context" not in document:
-        raise EpcisError(f"@context: missing; an EPCIS 2.0 JSON-LD document names {EPCIS_CONTEXT!r}")
+        raise EpcisError(
+            f"@context: missing; an EPCIS 2.0 JSON-LD document names {EPCIS_CONTEXT!r}"
+        )
     namespaces = _context_namespaces(document["@context"])
     for key in document:
         if key not in _DOCUMENT_FIELDS:

@@ -129,9 +129,7 @@ def check_sscc(s: str) -> str:
 
 def _check_cset82(value: str, what: str) -> str:
     if not _CSET82.fullmatch(value):
-        raise GS1Error(
-            f"{what} {value!r} must be 1 to 20 characters of GS1 character set 82"
-        )
+        raise GS1Error(f"{what} {value!r} must be 1 to 20 characters of GS1 character set 82")
     return value
 
 
@@ -288,14 +286,14 @@ def sgtin_uri(gtin: str, serial: str, company_prefix_len: int) -> str:
     cpl = _company_prefix_len(company_prefix_len)
     serial = _check_cset82(_require_str(serial, "serial"), "serial")
     escaped = "".join(_EPC_ESCAPES.get(c, c) for c in serial)
-    return f"urn:epc:id:sgtin:{g[1:1 + cpl]}.{g[0]}{g[1 + cpl:13]}.{escaped}"
+    return f"urn:epc:id:sgtin:{g[1 : 1 + cpl]}.{g[0]}{g[1 + cpl : 13]}.{escaped}"
 
 
 def sscc_uri(sscc: str, company_prefix_len: int) -> str:
     """Write an SSCC as an EPC pure-identity URN (EPC Tag Data Standard)."""
     s = check_sscc(sscc)
     cpl = _company_prefix_len(company_prefix_len)
-    return f"urn:epc:id:sscc:{s[1:1 + cpl]}.{s[0]}{s[1 + cpl:17]}"
+    return f"urn:epc:id:sscc:{s[1 : 1 + cpl]}.{s[0]}{s[1 + cpl : 17]}"
 
 
 def _parse_sgtin_urn(uri: str) -> Epc:
@@ -371,7 +369,9 @@ def _parse_digital_link(uri: str, reference_year: int | None) -> Epc:
         kind="sgtin",
         gtin=gtin14(values["01"]),
         serial=_check_cset82(values["21"], f"Digital Link {uri!r}: serial (21)"),
-        lot=_check_cset82(values["10"], f"Digital Link {uri!r}: lot (10)") if "10" in values else None,
+        lot=_check_cset82(values["10"], f"Digital Link {uri!r}: lot (10)")
+        if "10" in values
+        else None,
         expiry=expiry,
     )
 

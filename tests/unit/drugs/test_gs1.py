@@ -99,7 +99,9 @@ def test_gs1_date_does_not_depend_on_the_wall_clock():
     assert gs1_date("991231", reference_year=2060) == "2099-12-31"
 
 
-@pytest.mark.parametrize(("given", "complaint"), [("261301", "month 13"), ("260230", "no day 30"), ("2605", "6 digits")])
+@pytest.mark.parametrize(
+    ("given", "complaint"), [("261301", "month 13"), ("260230", "no day 30"), ("2605", "6 digits")]
+)
 def test_bad_gs1_date_is_rejected(given, complaint):
     with pytest.raises(GS1Error, match=complaint):
         gs1_date(given, reference_year=YEAR)
@@ -194,8 +196,12 @@ def test_sgtin_and_sscc_uri_write_the_published_forms():
 
 
 def test_digital_link_sgtin_with_lot_and_expiry_is_read():
-    epc = parse_epc("https://id.gs1.org/01/09521568251204/10/L1/21/10?17=260500", reference_year=YEAR)
-    assert epc == Epc(kind="sgtin", gtin="09521568251204", serial="10", lot="L1", expiry="2026-05-31")
+    epc = parse_epc(
+        "https://id.gs1.org/01/09521568251204/10/L1/21/10?17=260500", reference_year=YEAR
+    )
+    assert epc == Epc(
+        kind="sgtin", gtin="09521568251204", serial="10", lot="L1", expiry="2026-05-31"
+    )
 
 
 def test_digital_link_and_epc_urn_of_the_same_pack_have_the_same_key():
