@@ -20,25 +20,28 @@ table reset, its JSON-LD loader pinned to the bundled EPCIS context (never the
 network), and every field it would treat as a timestamp checked first to be an
 RFC 3339 date-time with an offset. See :func:`event_hash`.
 
-Which EPCIS events become which ledger kinds (documented, and tested):
+Which EPCIS events become which ledger kinds (first matching row; tested):
 
-==================================  ==============================================
-AggregationEvent, action ADD        ``aggregate`` (children packed into parent)
-AggregationEvent, action DELETE     ``disaggregate``
-any event, disposition ``recalled``  ``recall`` (CBV 2.0 has no recall bizStep; the
-                                    disposition is how EPCIS says it)
+===================================  =============================================
+AggregationEvent, action ADD         ``aggregate`` (children packed into parent)
+AggregationEvent, action DELETE      ``disaggregate``
+any event, disposition ``recalled``  ``recall`` (CBV 2.0 has no recall bizStep;
+                                     the disposition is how EPCIS says it)
 any event, disposition ``returned``  ``return``
-bizStep commissioning               ``commission``
-bizStep shipping, departing         ``ship``
-bizStep receiving, arriving,        ``receive``
+bizStep commissioning                ``commission``
+bizStep shipping, departing          ``ship``
+bizStep receiving, arriving,         ``receive``
 accepting
-bizStep dispensing, retail_selling  ``dispense`` (a pharmacy's sale to the patient
-                                    is the point of dispense)
-bizStep decommissioning, destroying ``decommission``
-bizStep holding, inspecting         ``suspect`` (quarantine / investigation)
-==================================  ==============================================
+bizStep dispensing, retail_selling   ``dispense`` (a pharmacy's sale to the
+                                     patient is the point of dispense)
+bizStep decommissioning, destroying  ``decommission``
+bizStep holding, inspecting          ``suspect`` (quarantine / investigation)
+===================================  =============================================
 
-Any other bizStep, a missing bizStep, or another event type is an error: the
+An AggregationEvent with action OBSERVE (e.g. GS1's example 9.6.3, a pallet
+received) takes its kind from the rows below the first two and keeps its parent.
+The disposition rows apply only to events whose bizStep is in the table. Any
+other bizStep, a missing bizStep, or another event type is an error: the
 ledger never guesses what an event means.
 """
 
