@@ -1,1 +1,16 @@
-"""Domain apps: one pure module per area of the ledger (registry, drugs, billing, ...)."""
+"""Pure domain apps. Each module exposes ``APP`` (an ``hcnode.chain.App``); ``ALL_APPS`` lists them.
+
+To add an app: write ``hcnode/apps/<name>.py`` with its tx types, schemas, handlers and
+queries in one ``App`` value, add it here, and add its story to ``hcnode.demo``.
+"""
+
+from hcnode.apps import registry
+from hcnode.chain.app import AppSet
+
+__all__ = ["ALL_APPS", "default_apps"]
+
+ALL_APPS = (registry.APP,)
+
+
+def default_apps() -> AppSet:
+    return AppSet(ALL_APPS)

@@ -1,0 +1,213 @@
+"""One node, pre-signed transactions over the Unix socket: committed tx/s and commit latency.
+
+    python benchmarks/node_throughput.py [--txs 60000] [--runs 3]
+
+Prints, from one run on this machine:
+  * the ceiling: raw coincurve signature verifications per second on one core
+    (every transaction is verified once, so a node cannot commit faster);
+  * saturated throughput: all transactions submitted in batches as fast as the
+    socket takes them; committed tx/s = transactions / (last commit - first submit);
+  * latency at half that load: transactions paced at 50 % of the measured rate,
+    p50 / p99 from submit to the moment the block holding them is visible over RPC.
+Medians over --runs repetitions, and the ratio to the ceiling. Targets (issue 3):
+>= 10,000 committed tx/s on one node; p99 < 250 ms at half that load.
+
+The transactions are patient self-registrations from fresh keys: each one is a
+real state transition (nonce, key record, patient record), not a no-op.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import coincurve  # noqa: E402
+
+from hcnode import crypto  # noqa: E402
+from hcnode.chain import build_tx  # noqa: E402
+from hcnode.demo import start_node_process  # noqa: E402
+from hcnode.node.daemon import write_node_key  # noqa: E402
+from hcnode.wallet.client import RpcClient  # noqa: E402
+
+CHAIN_ID = "hcnode-bench"
+BATCH = 1000
+CLIENTS = 4
+
+
+def verify_ceiling(seconds: float = 1.0) -> float:
+    key = coincurve.PrivateKey()
+    digest = hashlib.sha256(b"bench").digest()
+    signature = key.sign(digest, hasher=None)
+    public = coincurve.PublicKey(key.public_key.format())
+    count = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(1000):
+            public.verify(signature, digest, hasher=None)
+        count += 1000
+    return count / (time.perf_counter() - start)
+
+
+def make_txs(n: int) -> list[bytes]:
+    return [build_tx(crypto.PrivateKey.generate(), CHAIN_ID, "registry.patient_register", 0, {}) for _ in range(n)]
+
+
+class Node:
+    def __init__(self, max_txs: int) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="hcbench-", dir="/tmp"))
+        key = crypto.PrivateKey.generate()
+        data = self.dir / "data"
+        write_node_key(data / "node.key", key)
+        config = self.dir / "hcnode.toml"
+        config.write_text(f"""chain_id = "{CHAIN_ID}"
+data_dir = "{data}"
+log_level = "warning"
+[block]
+max_txs = {max_txs}
+interval_ms = 20
+[genesis]
+time = 2026-01-01T00:00:00Z
+admin_threshold = 1
+admins = ["{crypto.PrivateKey.generate().public.hex()}"]
+validators = ["{key.public.hex()}"]
+""")
+        self.socket = data / "hcnode.sock"
+        self.proc = start_node_process(config, self.socket)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class HeightWatcher(threading.Thread):
+    """Waits on block.wait and stamps the moment each height becomes visible."""
+
+    def __init__(self, socket: Path) -> None:
+        super().__init__(daemon=True)
+        self.client = RpcClient(socket)
+        self.seen: dict[int, float] = {}
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        last = 0
+        while not self.stop_flag.is_set():
+            height = self.client.call("block.wait", after=last, timeout_ms=100)["height"]
+            now = time.perf_counter()
+            for h in range(last + 1, height + 1):
+                self.seen.setdefault(h, now)
+            last = height
+
+
+def run_once(txs: list[bytes], rate: float | None) -> tuple[float, list[float]]:
+    """Submit ``txs`` (as fast as possible, or paced at ``rate`` tx/s); returns (tx/s, latencies in s)."""
+    node = Node(max_txs=5000)
+    try:
+        watcher = HeightWatcher(node.socket)
+        watcher.start()
+        submitted: dict[str, float] = {}
+        start = time.perf_counter()
+        # Several clients submit at once, as a node's many wallets and integrations would:
+        # while one batch is being verified, the next is already parsed and queued.
+        batches = [txs[i:i + BATCH] for i in range(0, len(txs), BATCH)]
+        errors: list[str] = []
+
+        def submitter(first: int) -> None:
+            with RpcClient(node.socket) as conn:
+                for index in range(first, len(batches), CLIENTS):
+                    if rate is not None:
+                        delay = start + index * BATCH / rate - time.perf_counter()
+                        if delay > 0:
+                            time.sleep(delay)
+                    sent = time.perf_counter()
+                    result = conn.call("tx.submit_batch", txs=[tx.hex() for tx in batches[index]])
+                    for item in result["results"]:
+                        if "error" in item:
+                            errors.append(str(item["error"]))
+                        else:
+                            submitted[item["tx"]] = sent
+
+        threads = [threading.Thread(target=submitter, args=(i,)) for i in range(CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise RuntimeError(f"{len(errors)} rejected at submit, e.g. {errors[0]}")
+        client = RpcClient(node.socket)
+        for batch in batches:  # each client's batches commit in order; wait for every batch's last
+            final = client.call("tx.wait", tx=hashlib.sha256(batch[-1]).hexdigest(), timeout_ms=60_000)
+            if final["status"] != "committed":
+                raise RuntimeError("a submitted transaction did not commit within 60 s")
+        # every transaction must be committed, and each latency is measured to its block's visibility
+        time.sleep(0.01)
+        watcher.stop_flag.set()
+        watcher.join()
+        head = client.call("block.head")["height"]
+        latencies = []
+        commit_end = 0.0
+        for height in range(1, head + 1):
+            block = client.call("block.get", height=height)
+            seen = watcher.seen[height]
+            commit_end = max(commit_end, seen)
+            for tx_hash in block["tx_hashes"]:
+                latencies.append(seen - submitted.pop(tx_hash))
+        if submitted:
+            raise RuntimeError(f"{len(submitted)} submitted transactions were not committed")
+        client.close()
+        watcher.client.close()
+        return len(txs) / (commit_end - start), latencies
+    finally:
+        node.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--txs", type=int, default=60_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores; {args.txs} pre-signed patient registrations per run, {args.runs} runs")
+    ceiling = statistics.median(verify_ceiling() for _ in range(3))
+    print(f"ceiling: coincurve verify {ceiling:,.0f} signatures/s on one core")
+    txs = make_txs(args.txs)
+    rates = []
+    for run in range(args.runs):
+        rate, _ = run_once(txs, None)
+        rates.append(rate)
+        print(f"  saturated run {run + 1}: {rate:,.0f} committed tx/s")
+    saturated = statistics.median(rates)
+    half = saturated / 2
+    p50s, p99s = [], []
+    for run in range(args.runs):
+        n = min(len(txs), int(half * 4))  # about four seconds of paced load
+        _, latencies = run_once(txs[:n], half)
+        p50s.append(percentile(latencies, 0.50) * 1000)
+        p99s.append(percentile(latencies, 0.99) * 1000)
+        print(f"  paced run {run + 1} at {half:,.0f} tx/s: p50 {p50s[-1]:.1f} ms, p99 {p99s[-1]:.1f} ms")
+    print()
+    print(f"committed throughput (median): {saturated:,.0f} tx/s  = {saturated / ceiling:.2f} x the verify ceiling"
+          f"  (target >= 10,000: {'met' if saturated >= 10_000 else 'NOT met'})")
+    p99 = statistics.median(p99s)
+    print(f"latency at half load (median of runs): p50 {statistics.median(p50s):.1f} ms, p99 {p99:.1f} ms"
+          f"  (target p99 < 250 ms: {'met' if p99 < 250 else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

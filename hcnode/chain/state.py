@@ -1,0 +1,103 @@
+"""Key-value state as the pure cores see it: a read interface and a write overlay.
+
+Owns: layering uncommitted writes over committed state, and the state root.
+Must not know where committed state lives (LevelDB in the node, a dict in tests).
+
+Values are canonical CBOR written by our own apps, so reading them back uses
+the fast trusted decoder, never the strict one meant for outside input.
+
+State root: every block chains the previous root with the block's sorted
+writes, root_h = SHA-256(encode(["hcnode-state/1", root_{h-1}, [[key, value-or-null], ...]])).
+Two nodes that applied the same blocks hold the same root; any divergence in
+any write of any block shows in every later root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import cbor2
+
+from hcnode import codec
+
+__all__ = ["StateReader", "MemoryState", "Overlay", "next_state_root", "ZERO_ROOT"]
+
+ZERO_ROOT = bytes(32)
+
+
+class StateReader(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Committed entries whose key starts with ``prefix``, in key order."""
+        ...
+
+
+class MemoryState:
+    """Committed state in a dict: the reference implementation, for tests and tools."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        for key in sorted(k for k in self.data if k.startswith(prefix)):
+            yield key, self.data[key]
+
+    def commit(self, writes: dict[bytes, bytes | None]) -> None:
+        for key, value in writes.items():
+            if value is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
+
+
+class Overlay:
+    """Uncommitted writes over a reader; ``None`` marks a deletion.
+
+    A child overlay per transaction lets a rejected transaction leave no trace:
+    its writes are merged into the block's overlay only when it succeeds.
+    """
+
+    __slots__ = ("base", "writes")
+
+    def __init__(self, base: StateReader | Overlay) -> None:
+        self.base = base
+        self.writes: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self.writes:
+            return self.writes[key]
+        return self.base.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.writes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.writes[key] = None
+
+    def get_value(self, key: bytes) -> Any:
+        raw = self.get(key)
+        return None if raw is None else cbor2.loads(raw)
+
+    def put_value(self, key: bytes, value: Any) -> None:
+        self.writes[key] = codec.encode(value)
+
+    def child(self) -> Overlay:
+        return Overlay(self)
+
+    def merge_into(self, parent: Overlay) -> None:
+        parent.writes.update(self.writes)
+
+
+def read_value(state: StateReader, key: bytes) -> Any:
+    raw = state.get(key)
+    return None if raw is None else cbor2.loads(raw)
+
+
+def next_state_root(previous: bytes, writes: dict[bytes, bytes | None]) -> bytes:
+    ordered = [[key, writes[key]] for key in sorted(writes)]
+    return codec.hash_value(["hcnode-state/1", previous, ordered])

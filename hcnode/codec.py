@@ -1,0 +1,135 @@
+"""Canonical CBOR and hashing: the one encoding for everything hashed or signed.
+
+Owns: turning values into deterministic bytes and untrusted bytes back into values.
+Must not know: what the values mean (transactions, blocks) or where bytes came from.
+
+The data model is deliberately small: int (-2**64 .. 2**64-1), bytes, str, list,
+dict with *text* keys, bool and None. No floats, no tags, no undefined.
+
+Why text-only map keys: cbor2's ``canonical=True`` sorts keys length-first
+(RFC 7049), RFC 8949 core deterministic encoding sorts the encoded keys
+bytewise. For text keys the encoded key starts with a header that grows with
+the length, so the two orders coincide; restricting keys to text makes cbor2's
+output exactly the RFC 8949 core deterministic encoding.
+
+Decoding is strict: the bytes must be the canonical encoding of an allowed
+value, within the size, depth and item limits. Anything else raises
+``CodecError`` naming what is wrong, never another exception type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+
+__all__ = ["CodecError", "DecodeLimits", "DEFAULT_LIMITS", "encode", "decode", "sha256", "hash_value"]
+
+INT_MIN = -(2**64)
+INT_MAX = 2**64 - 1
+
+
+class CodecError(ValueError):
+    """Bytes that are not the canonical encoding of an allowed value."""
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    max_bytes: int = 1 << 20
+    max_depth: int = 16
+    max_items: int = 100_000
+
+
+DEFAULT_LIMITS = DecodeLimits()
+
+
+def encode(value: Any) -> bytes:
+    """The canonical (RFC 8949 core deterministic) encoding of ``value``."""
+    try:
+        return cbor2.dumps(value, canonical=True)
+    except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
+        raise CodecError(f"cannot encode: {exc}") from None
+
+
+def _reject_tag(decoder: Any, tag: Any) -> Any:
+    raise CodecError(f"CBOR tag {tag.tag} is not allowed")
+
+
+def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
+    """Decode untrusted ``data``; raise ``CodecError`` unless it is canonical and allowed."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CodecError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > limits.max_bytes:
+        raise CodecError(f"encoding is {len(data)} bytes, limit is {limits.max_bytes}")
+    if not data:
+        raise CodecError("empty input")
+    try:
+        value = cbor2.loads(
+            data,
+            max_depth=limits.max_depth,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+            tag_hook=_reject_tag,
+            semantic_decoders={},
+        )
+    except CodecError:
+        raise
+    except RecursionError:
+        raise CodecError(f"nesting deeper than {limits.max_depth}") from None
+    except Exception as exc:  # cbor2 raises several types; translate all at this boundary
+        raise CodecError(_describe_cbor2_error(exc)) from None
+    _check_value(value, limits)
+    if cbor2.dumps(value, canonical=True) != data:
+        raise CodecError("not the canonical encoding (trailing bytes, unsorted keys, or non-shortest lengths)")
+    return value
+
+
+def _describe_cbor2_error(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if "duplicate" in text.lower():
+        return f"duplicate map key: {text}"
+    if "depth" in text.lower():
+        return f"nesting too deep: {text}"
+    if isinstance(exc, cbor2.CBORDecodeEOF) or "premature end" in text:
+        return f"truncated: {text}"
+    return f"malformed CBOR: {text}"
+
+
+def _check_value(root: Any, limits: DecodeLimits) -> None:
+    """Walk the decoded value once: allowed types, integer range, text keys, item count."""
+    stack = [(root, 1)]
+    items = 0
+    while stack:
+        value, depth = stack.pop()
+        items += 1
+        if items > limits.max_items:
+            raise CodecError(f"more than {limits.max_items} items")
+        kind = type(value)
+        if kind is int:
+            if not INT_MIN <= value <= INT_MAX:
+                raise CodecError("integer out of the 64-bit range (bignums are not allowed)")
+        elif kind is bytes or kind is str or kind is bool or value is None:
+            pass
+        elif kind is list:
+            stack.extend((item, depth + 1) for item in value)
+        elif kind is dict:
+            for key, item in value.items():
+                if type(key) is not str:
+                    raise CodecError(f"map key {key!r} is not text")
+                stack.append((item, depth + 1))
+        elif kind is float:
+            raise CodecError("floating-point values are not allowed")
+        else:
+            raise CodecError(f"value of CBOR type {kind.__name__} is not allowed")
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def hash_value(value: Any) -> bytes:
+    """SHA-256 of the canonical encoding: the one way to hash a structured value."""
+    return hashlib.sha256(encode(value)).digest()

@@ -1,0 +1,238 @@
+"""``hcnode demo``: a real node in a temporary directory and a short story through what exists.
+
+Owns: the scripted story and its narration. Must not reach into the node: it
+starts the real ``hcnode`` process and speaks to it only over the Unix-socket
+RPC, exactly as a wallet or an integration would.
+
+Each domain app adds a chapter: a function ``chapter(story)`` appended to
+``CHAPTERS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hcnode import crypto
+from hcnode.apps.registry import rotation_proof
+from hcnode.chain import build_tx, merkle
+from hcnode.chain.block import BLOCK_PURPOSE, BlockHeader
+from hcnode.node.daemon import write_node_key
+from hcnode.wallet.client import RpcCallError, RpcClient
+
+__all__ = ["run_demo", "Story", "CHAPTERS", "start_node_process"]
+
+CHAIN_ID = "hcnode-demo"
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+class Story:
+    """The cast (keys by name), the RPC connection, and a way to act and narrate."""
+
+    def __init__(self, client: RpcClient, keys: dict[str, crypto.PrivateKey]) -> None:
+        self.client = client
+        self.keys = keys
+        self.results: dict[str, Any] = {}
+
+    def key(self, name: str) -> crypto.PrivateKey:
+        if name not in self.keys:
+            self.keys[name] = crypto.PrivateKey.generate()
+        return self.keys[name]
+
+    def act(self, who: str, tx_type: str, payload: dict[str, Any], *, expect: str = "ok") -> dict[str, Any]:
+        """Sign as ``who``, submit, wait for the block, print the outcome and check it is ``expect``."""
+        key = self.key(who)
+        nonce = self.client.call("account.nonce", key=key.public.hex())["next"]
+        raw = build_tx(key, CHAIN_ID, tx_type, nonce, payload)
+        submitted = self.client.call("tx.submit", tx=raw.hex())
+        outcome = self.client.call("tx.wait", tx=submitted["tx"], timeout_ms=10_000)
+        if outcome["status"] != "committed":
+            raise RuntimeError(f"{tx_type} by {who} was not committed: {outcome}")
+        receipt = outcome["receipt"]
+        if receipt["status"] == "ok":
+            line = f"    ok      block {receipt['height']}: {tx_type} by {who}"
+        else:
+            line = f"    REJECTED block {receipt['height']}: {tx_type} by {who} -> {receipt['code']}: {receipt['message']}"
+        _say(line)
+        for flag in receipt["flags"]:
+            _say(f"            flag: {flag}")
+        if receipt["status"] != expect:
+            raise RuntimeError(f"expected {expect}, got {receipt['status']}: {receipt}")
+        return receipt  # type: ignore[no-any-return]
+
+    def query(self, method: str, **params: Any) -> Any:
+        return self.client.call(method, **params)
+
+
+def chapter_consortium(story: Story) -> None:
+    _say("1. Governance: three consortium admins; adding an organisation takes 2 of their 3 approvals.")
+    receipt = story.act("admin-1", "registry.propose", {"action": {
+        "kind": "org_add", "org": "northside-pharmacy", "name": "Northside Pharmacy", "org_kind": "pharmacy",
+        "admins": [story.key("northside-admin").public]}})
+    proposal = next(e for e in receipt["events"] if e["kind"] == "registry.proposed")["proposal"]
+    _say(f"            proposal {proposal[:12]}… is open with 1 of 2 approvals; the pharmacy does not exist yet")
+    story.act("admin-2", "registry.approve", {"proposal": proposal})
+    org = story.query("registry.org", org="northside-pharmacy")
+    _say(f"            -> {org['name']} is now a {org['kind']} ({org['status']}), admin {org['members'][0]['id']}")
+    _say()
+
+
+def chapter_members(story: Story) -> None:
+    _say("2. Members: each organisation's admins add their own people, with roles.")
+    story.act("northside-admin", "registry.member_add", {
+        "org": "northside-pharmacy", "name": "pharmacist-lee", "key": story.key("lee").public,
+        "roles": ["dispenser"]})
+    story.results["member_tx"] = story.act("stmary-admin", "registry.member_add", {
+        "org": "st-mary", "name": "dr-okafor", "key": story.key("okafor").public, "roles": ["clinician"]})
+    _say("   An unauthorised attempt: the pharmacist tries to add someone to Acme Pharma.")
+    story.act("lee", "registry.member_add", {
+        "org": "acme-pharma", "name": "intruder", "key": story.key("intruder").public, "roles": ["admin"]},
+        expect="rejected")
+    _say("   A patient registers with a key only: no name, no PHI; the id is derived from the key.")
+    receipt = story.act("patient", "registry.patient_register", {})
+    _say(f"            -> pseudonymous patient id {receipt['events'][0]['patient']}")
+    _say()
+
+
+def chapter_keys(story: Story) -> None:
+    _say("3. Keys: Dr Okafor rotates her key (signed by old and new); identity, roles and history stay.")
+    new = story.key("okafor-2")
+    story.act("okafor", "registry.key_rotate", {
+        "new_key": new.public, "proof": rotation_proof(new, CHAIN_ID, story.key("okafor").public)})
+    member = story.query("registry.member", member="st-mary/dr-okafor")
+    _say(f"            -> {member['id']} roles {member['roles']}, {len(member['keys'])} keys in history, "
+         f"current {member['key'][:16]}…")
+    _say("   The pharmacist's phone is stolen: the pharmacy's admin revokes the key and issues a new one.")
+    story.act("northside-admin", "registry.key_revoke", {
+        "member": "northside-pharmacy/pharmacist-lee", "reason": "phone stolen",
+        "new_key": story.key("lee-2").public})
+    story.act("lee", "registry.member_roles", {"member": "northside-pharmacy/pharmacist-lee",
+                                                "roles": ["admin"]}, expect="rejected")
+    _say()
+
+
+def chapter_proof(story: Story) -> None:
+    _say("4. Proof: anyone can check that Dr Okafor's onboarding is in a block signed by the validator.")
+    receipt = story.results["member_tx"]
+    proof = story.query("tx.proof", tx=receipt["tx"])
+    header = proof["header"]
+    tx = bytes.fromhex(proof["tx"])
+    path = [bytes.fromhex(p) for p in proof["path"]]
+    included = merkle.verify_proof(tx, proof["index"], proof["size"], path, bytes.fromhex(header["tx_root"]))
+    rebuilt = BlockHeader(header["chain_id"], header["height"], bytes.fromhex(header["prev_hash"]),
+                          header["time_ms"], bytes.fromhex(header["tx_root"]),
+                          bytes.fromhex(header["receipt_root"]), bytes.fromhex(header["state_root"]),
+                          bytes.fromhex(header["proposer"]))
+    signed = crypto.verify(rebuilt.proposer, bytes.fromhex(header["signature"]), CHAIN_ID, BLOCK_PURPOSE,
+                           rebuilt.encode())
+    _say(f"    tx {hashlib.sha256(tx).hexdigest()[:16]}… at block {proof['height']} index {proof['index']}: "
+         f"Merkle path of {len(path)} hashes -> tx_root {'matches' if included else 'DOES NOT MATCH'}")
+    _say(f"    block {header['hash'][:16]}… signed by validator {header['proposer'][:16]}…: "
+         f"{'signature valid' if signed else 'SIGNATURE INVALID'}")
+    if not (included and signed):
+        raise RuntimeError("the proof did not verify")
+    _say()
+
+
+CHAPTERS: list[Callable[[Story], None]] = [chapter_consortium, chapter_members, chapter_keys, chapter_proof]
+
+
+def _config_text(data_dir: Path, keys: dict[str, crypto.PrivateKey], node_key: crypto.PrivateKey) -> str:
+    def hexkey(name: str) -> str:
+        return f'"{keys[name].public.hex()}"'
+
+    return f"""chain_id = "{CHAIN_ID}"
+data_dir = "{data_dir}"
+socket = "hcnode.sock"
+log_level = "warning"
+
+[block]
+interval_ms = 50
+
+[genesis]
+time = 2026-01-01T00:00:00Z
+admin_threshold = 2
+admins = [{hexkey('admin-1')}, {hexkey('admin-2')}, {hexkey('admin-3')}]
+validators = ["{node_key.public.hex()}"]
+
+[[genesis.orgs]]
+id = "acme-pharma"
+name = "Acme Pharma"
+kind = "manufacturer"
+admins = [{hexkey('acme-admin')}]
+
+[[genesis.orgs]]
+id = "st-mary"
+name = "St Mary's Hospital"
+kind = "hospital"
+admins = [{hexkey('stmary-admin')}]
+"""
+
+
+def start_node_process(config_path: Path, socket_path: Path, timeout: float = 20.0) -> subprocess.Popen[bytes]:
+    """Start ``hcnode --config`` as a real process and wait until its RPC answers."""
+    proc = subprocess.Popen([sys.executable, "-m", "hcnode", "--config", str(config_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"hcnode exited with {proc.returncode}: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            with RpcClient(socket_path, timeout=5) as client:
+                client.call("node.info")
+                return proc
+        except (ConnectionError, OSError):
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("hcnode did not start within the timeout")
+
+
+def run_demo() -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="hcdemo-", dir="/tmp"))
+    keys = {name: crypto.PrivateKey.generate() for name in
+            ("admin-1", "admin-2", "admin-3", "acme-admin", "stmary-admin")}
+    node_key = crypto.PrivateKey.generate()
+    data_dir = workdir / "data"
+    write_node_key(data_dir / "node.key", node_key)
+    config_path = workdir / "hcnode.toml"
+    config_path.write_text(_config_text(data_dir, keys, node_key))
+    _say("hcnode demo: one validator node on LevelDB in " + str(workdir))
+    _say("Founding members: 3 consortium admins (2 must agree), Acme Pharma (manufacturer), "
+         "St Mary's Hospital.")
+    _say()
+    proc = start_node_process(config_path, data_dir / "hcnode.sock")
+    try:
+        with RpcClient(data_dir / "hcnode.sock") as client:
+            story = Story(client, keys)
+            for chapter in CHAPTERS:
+                chapter(story)
+            info = client.call("node.info")
+            _say(f"The chain is at height {info['height']}, head {info['head'][:16]}…, "
+                 f"state root {info['state_root'][:16]}….")
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+        if code != 0:
+            raise RuntimeError(f"the node exited with {code} on SIGTERM")
+        _say("The node shut down cleanly; the temporary directory is removed.")
+        return 0
+    except (RuntimeError, RpcCallError, ConnectionError) as exc:
+        _say(f"demo failed: {exc}")
+        return 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if os.environ.get("HCNODE_DEMO_KEEP") != "1":
+            shutil.rmtree(workdir, ignore_errors=True)

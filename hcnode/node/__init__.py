@@ -1,0 +1,1 @@
+"""The trio shell: LevelDB store, mempool, block production, Unix-socket RPC. All I/O lives here."""

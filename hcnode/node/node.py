@@ -1,0 +1,247 @@
+"""The node: admission of transactions, block production, commit, and waiting for receipts.
+
+Owns: the order of I/O around the pure cores. A transaction is checked
+statelessly once at admission (its decoded ``Tx`` is kept, so the signature is
+verified once per node), waits in the mempool, and goes into a block when
+``max_txs`` or ``max_bytes`` is reached or ``interval_ms`` has passed since the
+first pending transaction. The block is executed, signed, written to LevelDB in
+one synced batch, and only then are its receipts visible and waiters woken:
+nothing is reported committed before it is durable.
+
+This issue's node is a single validator; the consensus driver will replace
+``_produce`` with Raft-ordered blocks without changing admission or commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+import trio
+
+from hcnode import codec, crypto
+from hcnode.chain import (
+    AppSet, Block, BlockHeader, BlockInfo, Genesis, Rejected, StateRootMismatch, Tx, apply_block,
+    decode_block, decode_tx, execute, genesis_block, read_nonce, sign_block,
+)
+from hcnode.chain.execute import Execution
+from hcnode.chain.execute import Limits as ExecLimits
+from hcnode.config import Config
+from hcnode.node.mempool import Mempool
+from hcnode.node.store import StorageError, Store
+from hcnode.node.verifier import Verifier
+
+__all__ = ["Node"]
+
+log = logging.getLogger("hcnode.node")
+
+
+class Node:
+    def __init__(self, config: Config, apps: AppSet, key: crypto.PrivateKey, genesis: Genesis, store: Store,
+                 verifier: Verifier | None = None) -> None:
+        self.config = config
+        self.apps = apps
+        self.key = key
+        self.chain_id = config.chain_id
+        self.store = store
+        self.mempool = Mempool(config.limits.mempool_txs)
+        self.exec_limits = ExecLimits(max_tx_bytes=config.limits.max_tx_bytes)
+        self._committed = trio.Condition()
+        self._work = trio.Event()
+        self._halted: str | None = None
+        self._pending_since: float | None = None
+        self.verifier = verifier if verifier is not None else Verifier(self.chain_id, config.limits.max_tx_bytes, 0)
+        self.started_ms = int(time.time() * 1000)
+        self._open(genesis)
+
+    # --- start-up -----------------------------------------------------------------------------
+
+    def _open(self, genesis: Genesis) -> None:
+        block0, writes = genesis_block(genesis, self.apps)
+        document = block0.txs[0]
+        stored = self.store.genesis_document
+        if stored is None:
+            empty = Execution(writes=writes, receipts=[], encoded_receipts=[], tx_hashes=[],
+                              tx_root=block0.header.tx_root, receipt_root=block0.header.receipt_root,
+                              state_root=block0.header.state_root)
+            self.store.commit_block(block0, empty, genesis_document=document)
+            log.info("new chain %s: genesis block %s", self.chain_id, block0.hash.hex())
+        elif stored != document:
+            raise StorageError(
+                f"the data dir holds another chain (genesis differs from {self.config.path}); "
+                "use a fresh data_dir or the config the chain was made with"
+            )
+        else:
+            log.info("resuming chain %s at height %d, head %s", self.chain_id, self.store.height,
+                     self.store.head.hex())
+        if genesis.validators and self.key.public not in genesis.validators:
+            log.warning("this node's key %s is not a genesis validator", self.key.public.hex())
+
+    # --- admission -----------------------------------------------------------------------------
+
+    def submit(self, raw: bytes) -> tuple[bytes, str]:
+        """Admit one transaction. Returns (hash, "accepted" | "pending" | "committed"); raises Rejected."""
+        return self._admit(raw, None)
+
+    async def submit_many(self, raws: list[bytes]) -> list[tuple[bytes, str] | Rejected]:
+        """Admit a batch; each item is (hash, status) or the Rejected that refused it.
+
+        Large batches are checked in the verifier process (the second core) while
+        this thread goes on executing blocks; admission itself stays here.
+        """
+        if self.verifier.pool is not None and len(raws) >= 64:
+            checked: list[Tx | Rejected | None] = list(await self.verifier.check(raws))
+        else:
+            checked = [None] * len(raws)
+        results: list[tuple[bytes, str] | Rejected] = []
+        for raw, tx in zip(raws, checked):
+            try:
+                if isinstance(tx, Rejected):
+                    raise tx
+                results.append(self._admit(raw, tx))
+            except Rejected as exc:
+                results.append(exc)
+        return results
+
+    def _decode(self, raw: bytes) -> Tx:
+        return decode_tx(raw, chain_id=self.chain_id, max_bytes=self.config.limits.max_tx_bytes,
+                         payload_spec=self.apps.payload_spec)
+
+    def _admit(self, raw: bytes, tx: Tx | None) -> tuple[bytes, str]:
+        """Dedupe, decode unless already decoded, then the nonce and mempool checks."""
+        if self._halted:
+            raise Rejected("halted", f"this node stopped applying blocks: {self._halted}")
+        if len(raw) > self.config.limits.max_tx_bytes:
+            raise Rejected("too_large", f"transaction is {len(raw)} bytes, limit {self.config.limits.max_tx_bytes}")
+        tx_hash = tx.hash if tx is not None else hashlib.sha256(raw).digest()
+        if tx_hash in self.mempool:
+            return tx_hash, "pending"
+        if self.store.tx_location(tx_hash) is not None:
+            return tx_hash, "committed"
+        if tx is None:
+            tx = self._decode(raw)
+        self.mempool.add(tx, read_nonce(self.store, tx.sender))
+        if self._pending_since is None:
+            self._pending_since = trio.current_time()
+        if len(self.mempool) == 1 or self._block_full():
+            self._work.set()
+        return tx_hash, "accepted"
+
+    def _block_full(self) -> bool:
+        return len(self.mempool) >= self.config.block.max_txs or self.mempool.bytes >= self.config.block.max_bytes
+
+    def next_nonce(self, sender: bytes) -> tuple[int, int]:
+        committed = read_nonce(self.store, sender)
+        return committed, self.mempool.next_nonce(sender, committed)
+
+    # --- production and commit -----------------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self._wait_for_block()
+            await self._produce()
+
+    async def _wait_for_block(self) -> None:
+        """Sleep until the mempool fills a block, or ``interval_ms`` after its first pending transaction."""
+        while not len(self.mempool):
+            self._work = trio.Event()
+            await self._work.wait()
+        deadline = (self._pending_since or trio.current_time()) + self.config.block.interval_ms / 1000
+        with trio.move_on_at(deadline):
+            while not self._block_full():
+                self._work = trio.Event()
+                await self._work.wait()
+
+    async def _produce(self) -> None:
+        limits = self.config.block
+        chosen = self.mempool.select(limits.max_txs, limits.max_bytes, lambda s: read_nonce(self.store, s))
+        if not chosen:
+            self._pending_since = trio.current_time() if len(self.mempool) else None
+            if len(self.mempool):
+                await trio.sleep(self.config.block.interval_ms / 1000)  # only nonce gaps wait; don't spin
+            return
+        previous = self.store.height or 0
+        prev_block = decode_block(self.store.block_bytes(previous) or b"", max_bytes=1 << 30)
+        time_ms = max(int(time.time() * 1000), prev_block.header.time_ms)
+        info = BlockInfo(self.chain_id, previous + 1, time_ms, self.key.public)
+        raw_txs = [tx.raw for tx in chosen]
+        verified = {tx.hash: tx for tx in chosen}
+        result = execute(self.store, self.apps, info, raw_txs, self.store.state_root, self.exec_limits, verified)
+        header = BlockHeader(self.chain_id, info.height, prev_block.hash, time_ms, result.tx_root,
+                             result.receipt_root, result.state_root, self.key.public)
+        block = sign_block(self.key, header, raw_txs)
+        await self.commit(block, result)
+        for tx in chosen:
+            self.mempool.remove(tx.hash)
+        self._pending_since = trio.current_time() if len(self.mempool) else None
+        rejected = sum(1 for r in result.receipts if r["status"] != "ok")
+        log.info("block %d: %d txs (%d rejected), hash %s", info.height, len(chosen), rejected,
+                 block.hash.hex()[:16])
+
+    async def commit(self, block: Block, result: Any) -> None:
+        # plyvel blocks while it syncs; a worker thread keeps the RPC loop serving meanwhile.
+        await trio.to_thread.run_sync(self.store.commit_block, block, result)
+        async with self._committed:
+            self._committed.notify_all()
+
+    def apply_external(self, block: Block) -> None:
+        """Apply a block made elsewhere (block sync, a Raft leader), checking every root it claims."""
+        try:
+            result = apply_block(self.store, self.apps, block, self.store.state_root, self.exec_limits)
+        except StateRootMismatch as exc:
+            self._halted = str(exc)
+            log.critical("STATE DIVERGED, not applying further blocks: %s", exc)
+            raise
+        self.store.commit_block(block, result)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def tx_status(self, tx_hash: bytes) -> dict[str, Any]:
+        receipt = self.store.receipt_bytes(tx_hash)
+        if receipt is not None:
+            return {"status": "committed", "receipt": codec.decode(receipt)}
+        if tx_hash in self.mempool:
+            return {"status": "pending"}
+        return {"status": "unknown"}
+
+    async def wait_committed(self, tx_hash: bytes, timeout_s: float) -> dict[str, Any]:
+        with trio.move_on_after(timeout_s):
+            async with self._committed:
+                while True:
+                    status = self.tx_status(tx_hash)
+                    if status["status"] != "pending":
+                        return status
+                    await self._committed.wait()
+        return self.tx_status(tx_hash)
+
+    async def wait_height(self, after: int, timeout_s: float) -> int:
+        """Return the height as soon as it exceeds ``after`` (or when the timeout passes)."""
+        with trio.move_on_after(timeout_s):
+            async with self._committed:
+                while (self.store.height or 0) <= after:
+                    await self._committed.wait()
+        return self.store.height or 0
+
+    def block_at(self, height: int) -> Block | None:
+        raw = self.store.block_bytes(height)
+        return None if raw is None else decode_block(raw, max_bytes=1 << 30)
+
+    @property
+    def halted(self) -> str | None:
+        return self._halted
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "height": self.store.height,
+            "head": self.store.head,
+            "state_root": self.store.state_root,
+            "role": "leader",
+            "validator": self.key.public,
+            "peers": [],
+            "mempool": len(self.mempool),
+            "halted": self._halted,
+        }

@@ -1,0 +1,122 @@
+"""The node's LevelDB store (plyvel): blocks, tx index, receipts, state and the applied height.
+
+Owns: the on-disk layout and the atomicity of a block. Must not know how blocks
+are made or what state means.
+
+Layout (one LevelDB, prefixes):
+    m/height   8-byte height of the last applied block      m/head   its hash
+    m/root     its state root                               m/genesis  the genesis document
+    b/<8-byte height>  block bytes                          h/<hash>   8-byte height
+    t/<tx hash>        [height, index]                      r/<tx hash> receipt
+    s/<state key>      state value
+Every block, with its index entries, receipts, state writes and the new
+height, goes in ONE write batch written with sync=True. LevelDB applies a batch
+atomically and the sync makes it durable before we report anything committed,
+so a ``kill -9`` at any instant leaves either the whole block or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import plyvel
+
+from hcnode import codec
+from hcnode.chain.block import Block
+from hcnode.chain.execute import Execution
+
+__all__ = ["Store", "StorageError"]
+
+
+class StorageError(Exception):
+    """The store cannot be opened or is not what it should be."""
+
+
+def _height(h: int) -> bytes:
+    return h.to_bytes(8, "big")
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = plyvel.DB(str(path), create_if_missing=True)
+        except plyvel.IOError as exc:
+            raise StorageError(f"cannot open {path}: {exc} (is another hcnode using this data dir?)") from None
+        except plyvel.Error as exc:
+            raise StorageError(f"cannot open {path}: {exc}") from None
+        self._state = self.db.prefixed_db(b"s/")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # StateReader for the pure cores
+    def get(self, key: bytes) -> bytes | None:
+        return self._state.get(key)  # type: ignore[no-any-return]
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        yield from self._state.iterator(prefix=prefix)
+
+    @property
+    def height(self) -> int | None:
+        raw = self.db.get(b"m/height")
+        return None if raw is None else int.from_bytes(raw, "big")
+
+    @property
+    def head(self) -> bytes:
+        return self.db.get(b"m/head") or b""
+
+    @property
+    def state_root(self) -> bytes:
+        return self.db.get(b"m/root") or bytes(32)
+
+    @property
+    def genesis_document(self) -> bytes | None:
+        return self.db.get(b"m/genesis")  # type: ignore[no-any-return]
+
+    def block_bytes(self, height: int) -> bytes | None:
+        return self.db.get(b"b/" + _height(height))  # type: ignore[no-any-return]
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        raw = self.db.get(b"h/" + block_hash)
+        return None if raw is None else int.from_bytes(raw, "big")
+
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        raw = self.db.get(b"t/" + tx_hash)
+        if raw is None:
+            return None
+        height, index = codec.decode(raw)
+        return height, index
+
+    def receipt_bytes(self, tx_hash: bytes) -> bytes | None:
+        return self.db.get(b"r/" + tx_hash)  # type: ignore[no-any-return]
+
+    def commit_block(self, block: Block, execution: Execution, genesis_document: bytes | None = None) -> None:
+        """Write the block and everything it changes atomically and durably."""
+        header = block.header
+        expected = 0 if self.height is None else self.height + 1
+        if header.height != expected:
+            raise StorageError(f"block {header.height} does not follow the stored height {self.height}")
+        block_hash = header.hash
+        with self.db.write_batch(transaction=True, sync=True) as batch:
+            batch.put(b"b/" + _height(header.height), block.encode())
+            batch.put(b"h/" + block_hash, _height(header.height))
+            height = header.height
+            db_get, put = self.db.get, batch.put
+            for index, (tx_hash, receipt) in enumerate(zip(execution.tx_hashes, execution.encoded_receipts)):
+                # A replayed transaction (same hash) gets a rejected receipt in its block, but the
+                # index keeps pointing at the first inclusion, the one that counted.
+                if db_get(b"t/" + tx_hash) is None:
+                    put(b"t/" + tx_hash, codec.encode([height, index]))
+                    put(b"r/" + tx_hash, receipt)
+            for key, value in execution.writes.items():
+                if value is None:
+                    batch.delete(b"s/" + key)
+                else:
+                    put(b"s/" + key, value)
+            if genesis_document is not None:
+                batch.put(b"m/genesis", genesis_document)
+            batch.put(b"m/height", _height(header.height))
+            batch.put(b"m/head", block_hash)
+            batch.put(b"m/root", header.state_root)

@@ -1,0 +1,1 @@
+"""Client side: the encrypted keystore, the RPC client and the ``hcwallet`` command."""

@@ -1,0 +1,62 @@
+"""A chain in memory for pure-core tests: genesis, blocks executed one by one, no I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hcnode import crypto
+from hcnode.apps import default_apps
+from hcnode.chain import (
+    BlockInfo, Genesis, GenesisOrg, MemoryState, build_tx, execute, genesis_block, read_nonce,
+)
+
+CHAIN_ID = "hcnode-test"
+
+
+def key(n: int) -> crypto.PrivateKey:
+    """Deterministic test keys, so failures replay."""
+    return crypto.PrivateKey(n.to_bytes(32, "big"))
+
+
+class LocalChain:
+    def __init__(self, admins: int = 1, threshold: int = 1, orgs: tuple[tuple[str, str, int], ...] = ()):
+        self.apps = default_apps()
+        self.admins = [key(100 + i) for i in range(admins)]
+        self.org_admins = {org_id: key(200 + n) for org_id, _, n in orgs}
+        self.genesis = Genesis(
+            chain_id=CHAIN_ID,
+            time_ms=1_767_225_600_000,
+            admins=tuple(k.public for k in self.admins),
+            admin_threshold=threshold,
+            validators=(key(1).public,),
+            orgs=tuple(GenesisOrg(org_id, org_id.title(), kind, (self.org_admins[org_id].public,))
+                       for org_id, kind, _ in orgs),
+        )
+        block0, writes = genesis_block(self.genesis, self.apps)
+        self.state = MemoryState()
+        self.state.commit(writes)
+        self.root = block0.header.state_root
+        self.height = 0
+        self.time_ms = self.genesis.time_ms
+
+    def tx(self, signer: crypto.PrivateKey, tx_type: str, payload: dict[str, Any], nonce: int | None = None,
+           chain_id: str = CHAIN_ID) -> bytes:
+        if nonce is None:
+            nonce = read_nonce(self.state, signer.public)
+        return build_tx(signer, chain_id, tx_type, nonce, payload)
+
+    def block(self, *txs: bytes) -> list[dict[str, Any]]:
+        self.height += 1
+        self.time_ms += 1000
+        result = execute(self.state, self.apps, BlockInfo(CHAIN_ID, self.height, self.time_ms, key(1).public),
+                         list(txs), self.root)
+        self.state.commit(result.writes)
+        self.root = result.state_root
+        return result.receipts
+
+    def run(self, signer: crypto.PrivateKey, tx_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """One transaction in its own block; returns its receipt."""
+        return self.block(self.tx(signer, tx_type, payload))[0]
+
+    def query(self, name: str, **params: Any) -> Any:
+        return self.apps.query(self.state, name, params, self.height)
