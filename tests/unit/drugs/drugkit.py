@@ -7,8 +7,13 @@ from typing import Any
 from biip.checksums import gs1_standard_check_digit
 
 from hcnode import crypto
+from hcnode.chain import BlockInfo, execute
+from hcnode.chain.execute import Limits
 from hcnode.apps.drugs.app import AS_PURPOSE, query_proof
 from tests.unit.chainkit import CHAIN_ID, LocalChain, key
+
+MAX_TX_BYTES = 256 * 1024
+"""What a chain that commissions 10,000 serials per transaction sets as ``limits.max_tx_bytes``."""
 
 ORGS = (
     ("acme", "manufacturer", 1),
@@ -52,6 +57,15 @@ class SupplyChain(LocalChain):
             receipt = self.run(self.org_admins[org], "registry.member_add",
                                {"org": org, "name": "ops", "key": self.ops[org].public, "roles": ROLES[org]})
             assert receipt["status"] == "ok", receipt
+
+    def block(self, *txs: bytes) -> list[dict[str, Any]]:
+        self.height += 1
+        self.time_ms += 1000
+        result = execute(self.state, self.apps, BlockInfo(CHAIN_ID, self.height, self.time_ms, key(1).public),
+                         list(txs), self.root, Limits(max_tx_bytes=MAX_TX_BYTES))
+        self.state.commit(result.writes)
+        self.root = result.state_root
+        return result.receipts
 
     def do(self, org: str, tx_type: str, payload: dict[str, Any], expect: str | None = "ok") -> dict[str, Any]:
         receipt = self.run(self.ops[org], tx_type, payload)
