@@ -26,7 +26,7 @@ State keys (values canonical CBOR):
     registry/admins                 {keys, threshold}
     registry/org/<org>              {id, name, kind, since, revoked_from?}
     registry/member/<org>/<name>    {id, org, name, roles, key, keys: [history], since, revoked_from?}
-    registry/key/<pubkey>           {identity, kind: member|patient, since, revoked_from?, reason?}
+    registry/key/<pubkey>           {identity, kind: member|patient|consortium_admin, since, revoked_from?, reason?}
     registry/patient/<id>           {id, key, since, keys: [history]}
     registry/proposal/<id>          {id, action, proposer, approvals, height, expires, status}
     registry/validator/<pubkey>     {key, since, revoked_from?}
@@ -198,6 +198,9 @@ def require_consortium_admin(ctx: TxContext) -> None:
 
 def _genesis(state: Overlay, genesis: Genesis) -> None:
     state.put_value(_k("admins"), {"keys": list(genesis.admins), "threshold": genesis.admin_threshold})
+    for i, key in enumerate(genesis.admins):
+        # Recorded like any other key, so an admin key is never reused as a member or patient key.
+        _claim_key(state, key, f"consortium/admin-{i + 1}", "consortium_admin", 0)
     for key in genesis.validators:
         state.put_value(_k("validator", key), {"key": key, "since": 0})
     for org in genesis.orgs:
@@ -404,6 +407,8 @@ def _switch_key(state: Overlay, record_key: bytes, record: dict[str, Any], new_k
 
 def _key_rotate(ctx: TxContext, payload: dict[str, Any]) -> None:
     identity = require_identity(ctx)
+    if identity["kind"] == "consortium_admin":
+        raise Rejected("not_rotatable", "consortium admin keys are set in genesis and change only by governance")
     new_key = payload["new_key"]
     message = codec.encode([ctx.sender, new_key])
     if not crypto.verify(new_key, payload["proof"], ctx.block.chain_id, ROTATE_PURPOSE, message):

@@ -26,6 +26,7 @@ from typing import Any
 
 import trio
 
+from hcnode import codec
 from hcnode.chain import Rejected
 from hcnode.chain import merkle
 from hcnode.chain.app import TX_PROOF_REQUEST
@@ -107,6 +108,12 @@ class Params:
             raise RpcError(INVALID_PARAMS, f"{name}: expected an integer, got {_json_type(value)}")
         if not low <= value <= high:
             raise RpcError(INVALID_PARAMS, f"{name}: {value} outside {low}..{high}")
+        return value
+
+    def bool(self, name: str, *, default: bool) -> bool:
+        value = self.raw.get(name, default)
+        if type(value) is not bool:
+            raise RpcError(INVALID_PARAMS, f"{name}: expected true or false, got {_json_type(value)}")
         return value
 
     def list(self, name: str, max_items: int) -> list[Any]:
@@ -312,18 +319,22 @@ class RpcServer:
         height, index = location
         block = self.node.block_at(height)
         assert block is not None
+        receipts = self.node.store.block_receipts(height)
         return {
             "tx": block.txs[index],
             "height": height,
             "index": index,
             "size": len(block.txs),
             "path": merkle.proof(block.txs, index),
+            "receipt": codec.decode(receipts[index]),
+            "receipt_cbor": receipts[index],
+            "receipt_path": merkle.proof(receipts, index),
             "header": _header_json(block),
-            "receipt": self.node.tx_status(tx_hash).get("receipt"),
         }
 
     async def block_get(self, raw: Any) -> Any:
         params = Params(raw, ("height", "hash", "txs"))
+        with_txs = params.bool("txs", default=False)
         if params.has("height") == params.has("hash"):
             raise RpcError(INVALID_PARAMS, "give exactly one of height or hash")
         if params.has("hash"):
@@ -337,7 +348,7 @@ class RpcServer:
             raise RpcError(NOT_FOUND, f"no block at height {height} (head is {self.node.store.height})")
         out = _header_json(block)
         out["tx_hashes"] = [hashlib.sha256(tx).digest() for tx in block.txs]
-        if raw and raw.get("txs") is True:
+        if with_txs:
             out["txs"] = list(block.txs)
         return out
 
