@@ -51,7 +51,7 @@ organisations that held the unit, its manufacturer and regulators.
 
 State keys (values canonical CBOR; units and containers use short field names
 because there are millions of them):
-    drugs/chain_id                    the chain id (for query proofs), from genesis
+    drugs/chain_id                    the chain id (for query proofs), written by the first drugs tx
     drugs/clock                       time_ms of the last block with a drugs transaction
     drugs/p/<gtin14>                  product {gtin, name, form, strength, m (manufacturer org), since}
     drugs/l/<gtin14><lot>             lot {gtin, lot, expiry, m, units, recall?: eid}
@@ -80,7 +80,6 @@ from hcnode.apps import registry
 from hcnode.apps.drugs import epcis, gs1
 from hcnode.chain.app import TX_PROOF_REQUEST, App, Query, TxContext, TxType
 from hcnode.chain.errors import Rejected
-from hcnode.chain.genesis import Genesis
 from hcnode.chain.schema import Bool, Bytes, Int, ListOf, Optional, Record, Text
 from hcnode.chain.state import Overlay, StateReader, read_value
 
@@ -292,7 +291,14 @@ def _is_recalled(state: Overlay | StateReader, gtin: str, unit: dict[str, Any]) 
 
 
 def _clock(ctx: TxContext) -> None:
+    """Every drugs transaction stamps the block time (for queries) and, once, the chain id (for caller proofs).
+
+    The chain id is written lazily rather than at genesis so that adding this app
+    leaves every existing chain's genesis (and the protocol's genesis vectors) unchanged.
+    """
     ctx.state.put(b"drugs/clock", ctx.block.time_ms.to_bytes(8, "big"))
+    if ctx.state.get(b"drugs/chain_id") is None:
+        ctx.state.put(b"drugs/chain_id", ctx.block.chain_id.encode())
 
 
 # --- who acts -----------------------------------------------------------------------------------
@@ -1090,10 +1096,6 @@ def _q_container(state: StateReader, params: dict[str, Any], height: int) -> Any
 # --- genesis and the app value -------------------------------------------------------------------
 
 
-def _genesis(state: Overlay, genesis: Genesis) -> None:
-    state.put(b"drugs/chain_id", genesis.chain_id.encode())
-
-
 _PROOF_PARAMS = {"as_key": Optional(Bytes(size=33)), "as_sig": Optional(Bytes(size=64)),
                  "as_height": Optional(Int())}
 _ITEMS = {"units": UNITS, "containers": CONTAINERS}
@@ -1101,7 +1103,6 @@ _ITEMS = {"units": UNITS, "containers": CONTAINERS}
 APP = App(
     name="drugs",
     doc=__doc__ or "",
-    genesis=_genesis,
     tx_types=(
         TxType("drugs.product_register", Record({"gtin": GTIN, "name": Text(max_len=128),
                                                  "form": Text(max_len=64), "strength": Text(max_len=64)}),
