@@ -254,7 +254,9 @@ class _Op:
         event = {"k": kind, "o": self.org, "tm": self.ctx.block.time_ms, "h": self.ctx.block.height,
                  "tx": self.ctx.tx.hash, **{k: v for k, v in fields.items() if v is not None}}
         self.ctx.state.put_value(_event_key(self.eid), event)
-        self.ctx.emit(f"drugs.{kind}", event=self.eid, org=self.org,
+        # Receipt events carry the id as hex text: receipts are shown as JSON and proven as CBOR,
+        # and hcnode.wallet.proofs matches the two assuming only the receipt's ``tx`` is bytes.
+        self.ctx.emit(f"drugs.{kind}", event=self.eid.hex(), org=self.org,
                       **{k: v for k, v in fields.items() if k in ("gtin", "lot", "n", "to", "container", "reason")
                          and v is not None})
         return self.eid
