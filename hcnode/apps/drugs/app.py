@@ -872,8 +872,11 @@ def _epcis_import(ctx: TxContext, payload: dict[str, Any]) -> None:
         namespaces = dict(pair for pair in item.get("namespaces", ()))
         try:
             raw = json.loads(item["event"])
+        except ValueError as exc:
+            raise Rejected("bad_epcis", f"event {i}: invalid JSON: {exc}") from None
+        try:
             event = epcis.parse_event(raw, namespaces, where=f"event {i} ")
-        except (ValueError, epcis.EpcisError) as exc:
+        except epcis.EpcisError as exc:
             raise Rejected("bad_epcis", str(exc)) from None
         events.append((event, {"event": event.raw, "ns": [list(p) for p in event.namespaces]}))
     for i, (event, raw) in enumerate(events):
