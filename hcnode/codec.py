@@ -59,22 +59,27 @@ def encode(value: Any) -> bytes:
         raise CodecError(f"cannot encode: {exc}") from None
 
 
+_LEAVES = frozenset((str, bytes, bool, type(None)))
+
+
 def _check_encodable(value: Any) -> None:
-    # Recursive and specialised for the common types: this runs on every state write.
+    # Leaves are checked inline, without a call: this runs on every state write and state root.
     kind = type(value)
-    if kind is str or kind is bytes or kind is bool or value is None:
+    if kind in _LEAVES:
         return
     if kind is int:
         if not INT_MIN <= value <= INT_MAX:
             raise CodecError(f"cannot encode: integer {value} is outside the 64-bit range")
     elif kind is list or kind is tuple:
         for item in value:
-            _check_encodable(item)
+            if type(item) not in _LEAVES:
+                _check_encodable(item)
     elif kind is dict:
         for key, item in value.items():
             if type(key) is not str:
                 raise CodecError(f"cannot encode: map key {key!r} is not text")
-            _check_encodable(item)
+            if type(item) not in _LEAVES:
+                _check_encodable(item)
     else:
         raise CodecError(f"cannot encode a {kind.__name__}: only int, bytes, text, list, text-keyed map, "
                          "bool and null are allowed")

@@ -53,6 +53,7 @@ __all__ = [
     "require_role",
     "require_consortium_admin",
     "require_identity",
+    "is_validator",
     "identity_of",
     "member_org",
     "active_org",
@@ -146,6 +147,11 @@ def active_org(state: StateReader | Overlay, org_id: str, height: int) -> dict[s
     if not _active(org, height):
         return None
     return {"id": org["id"], "name": org["name"], "kind": org["kind"]}
+
+
+def is_validator(state: StateReader | Overlay, key: bytes, height: int) -> bool:
+    """Is ``key`` an active validator at ``height``? (For checking block proposers.)"""
+    return _active(read_value(state, _k("validator", key)), height)
 
 
 def require_identity(ctx: TxContext) -> dict[str, Any]:
@@ -274,6 +280,8 @@ def _check_action(state: Overlay, action: dict[str, Any], height: int) -> None:
         if kind == "org_reinstate" and org.get("revoked_from") is None:
             raise Rejected("not_suspended", f"organisation {action['org']!r} is not suspended")
     elif kind == "validator_add":
+        if not crypto.public_key_ok(action["key"]):
+            raise Rejected("bad_key", "the validator key is not a valid compressed secp256k1 public key")
         validator = state.get_value(_k("validator", action["key"]))
         if validator is not None and validator.get("revoked_from") is None:
             raise Rejected("validator_exists", "this key is already an active validator")

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket as stdsocket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -86,12 +87,7 @@ class Params:
 
     def hex(self, name: str, *, size: int | None = None, max_len: int | None = None) -> bytes:
         value = self.raw.get(name)
-        if not isinstance(value, str):
-            raise RpcError(INVALID_PARAMS, f"{name}: expected a hex string, got {_json_type(value)}")
-        try:
-            data = bytes.fromhex(value)
-        except ValueError:
-            raise RpcError(INVALID_PARAMS, f"{name}: not valid hex") from None
+        data = _from_hex(value, name)
         if size is not None and len(data) != size:
             raise RpcError(INVALID_PARAMS, f"{name}: expected {size} bytes, got {len(data)}")
         if max_len is not None and len(data) > max_len:
@@ -123,6 +119,18 @@ class Params:
         if len(value) > max_items:
             raise RpcError(INVALID_PARAMS, f"{name}: {len(value)} items, limit {max_items}")
         return value
+
+
+_HEX = re.compile(r"(?:[0-9a-f]{2})*")
+
+
+def _from_hex(value: Any, name: str) -> bytes:
+    """Bytes from lower-case hex, the one form the protocol allows (no case or spacing variants)."""
+    if not isinstance(value, str):
+        raise RpcError(INVALID_PARAMS, f"{name}: expected a hex string, got {_json_type(value)}")
+    if _HEX.fullmatch(value) is None:
+        raise RpcError(INVALID_PARAMS, f"{name}: not lower-case hex of whole bytes")
+    return bytes.fromhex(value)
 
 
 def _json_type(value: Any) -> str:
@@ -283,12 +291,7 @@ class RpcServer:
         items = params.list("txs", self.limits.rpc_batch_txs)
         decoded: list[bytes] = []
         for i, item in enumerate(items):
-            if not isinstance(item, str):
-                raise RpcError(INVALID_PARAMS, f"txs[{i}]: expected a hex string, got {_json_type(item)}")
-            try:
-                decoded.append(bytes.fromhex(item))
-            except ValueError:
-                raise RpcError(INVALID_PARAMS, f"txs[{i}]: not valid hex") from None
+            decoded.append(_from_hex(item, f"txs[{i}]"))
         results = []
         for outcome in await self.node.submit_many(decoded):
             if isinstance(outcome, Rejected):
