@@ -10,6 +10,7 @@ Each domain app adds a chapter: a function ``chapter(story)`` appended to
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -22,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from hcnode import crypto
-from hcnode.apps.registry import rotation_proof
+from hcnode.apps.drugs.app import AS_PURPOSE as DRUGS_AS_PURPOSE
+from hcnode.apps.drugs.app import query_proof as drugs_query_proof
+from hcnode.apps.registry import patient_id, rotation_proof
 from hcnode.chain import build_tx
 from hcnode.node.daemon import write_node_key
 from hcnode.wallet.client import RpcCallError, RpcClient
@@ -138,7 +141,84 @@ def chapter_proof(story: Story) -> None:
     _say()
 
 
-CHAPTERS: list[Callable[[Story], None]] = [chapter_consortium, chapter_members, chapter_keys, chapter_proof]
+def _signed_query(story: Story, method: str, who: str, **params: Any) -> Any:
+    """A query signed by ``who`` (the drugs app's caller proof), so entitled callers see trails."""
+    key = story.key(who)
+    height = story.query("block.head")["height"]
+    proof = drugs_query_proof(method, {**params, "as_key": key.public, "as_height": height}, height)
+    signature = key.sign(CHAIN_ID, DRUGS_AS_PURPOSE, proof)
+    return story.query(method, **params, as_key=key.public.hex(), as_height=height, as_sig=signature.hex())
+
+
+def chapter_drugs(story: Story) -> None:
+    _say("5. Drug traceability: a pack from Acme's line to a patient, a cloned serial, and a recall.")
+    for org, kind, admin in (("medsupply", "wholesaler", "medsupply-admin"),
+                             ("eastside-pharmacy", "pharmacy", "eastside-admin")):
+        receipt = story.act("admin-1", "registry.propose", {"action": {
+            "kind": "org_add", "org": org, "name": org.replace("-", " ").title(), "org_kind": kind,
+            "admins": [story.key(admin).public]}})
+        proposal = next(e for e in receipt["events"] if e["kind"] == "registry.proposed")["proposal"]
+        story.act("admin-2", "registry.approve", {"proposal": proposal})
+    for who, member, roles in (("acme-admin", "acme-pharma/admin-1", ["admin", "supply_chain"]),
+                               ("medsupply-admin", "medsupply/admin-1", ["admin", "supply_chain"]),
+                               ("northside-admin", "northside-pharmacy/admin-1", ["admin", "dispenser", "supply_chain"]),
+                               ("eastside-admin", "eastside-pharmacy/admin-1", ["admin", "dispenser", "supply_chain"])):
+        story.act(who, "registry.member_roles", {"member": member, "roles": roles})
+    gtin = "09506000134352"
+    case = "106141410000000019"
+    story.act("acme-admin", "drugs.product_register", {"gtin": gtin, "name": "Amoxicillin", "form": "capsule",
+                                                       "strength": "500 mg"})
+    packs = [f"P{i:04d}" for i in range(1, 13)]
+    story.act("acme-admin", "drugs.commission", {"gtin": gtin, "lot": "A1", "expiry": "2030-06-30",
+                                                 "serials": packs})
+    story.act("acme-admin", "drugs.commission", {"gtin": gtin, "lot": "B7", "expiry": "2030-06-30",
+                                                 "serials": ["Q0001", "Q0002"]})
+    units = [{"gtin": gtin, "serial": s} for s in packs]
+    story.act("acme-admin", "drugs.aggregate", {"container": case, "units": units})
+    _say(f"   12 packs in case {case}; the case travels, its packs follow it.")
+    story.act("acme-admin", "drugs.ship", {"to": "medsupply", "containers": [case]})
+    story.act("medsupply-admin", "drugs.receive", {"containers": [case]})
+    story.act("medsupply-admin", "drugs.ship", {"to": "northside-pharmacy", "containers": [case]})
+    _say("   A pharmacy that was not the addressee cannot receive it:")
+    story.act("eastside-admin", "drugs.receive", {"containers": [case]}, expect="rejected")
+    story.act("northside-admin", "drugs.receive", {"containers": [case]})
+    story.act("northside-admin", "drugs.disaggregate", {"container": case})
+    patient = patient_id(story.key("patient").public)
+    story.act("northside-admin", "drugs.dispense", {"gtin": gtin, "serial": "P0001", "patient": patient,
+                                                    "prescription": hashlib.sha256(b"rx-2026-0042").digest()})
+    _say(f"            -> dispensed to pseudonymous patient {patient}, prescription by hash only")
+    answer = _signed_query(story, "drugs.verify", "acme-admin", scan=f"(01){gtin}(21)P0001(10)A1(17)300630")
+    _say(f"   Acme (the manufacturer) sees the trail of P0001: "
+         + " -> ".join(f"{e['what']}@{e['who']}" for e in answer["trail"]))
+    checks = verify_tx_proof(answer["tx_proof"], answer["trail"][-1]["tx"])
+    _say(f"   proof: the latest event's tx is in block {answer['tx_proof']['height']}; "
+         f"checks {'all pass' if all(checks.values()) else 'FAIL'}")
+    if not all(checks.values()):
+        raise RuntimeError(f"the trail's proof did not verify: {checks}")
+    _say("   A counterfeit with the same printed serial turns up at Eastside Pharmacy:")
+    scan = story.query("drugs.verify", scan=f"]d201{gtin}21P0001\x1d10A1")
+    _say(f"            scan -> {scan['verdict']} (verified={scan['verified']}, "
+         f"additionalInfo={scan.get('additionalInfo')})")
+    if scan["verdict"] != "ALREADY_DISPENSED":
+        raise RuntimeError(f"expected ALREADY_DISPENSED, got {scan['verdict']}")
+    receipt = story.act("eastside-admin", "drugs.dispense", {"gtin": gtin, "serial": "P0001", "patient": patient,
+                                                             "prescription": bytes(32)})
+    refused = next(e for e in receipt["events"] if e["kind"] == "drugs.refused")
+    _say(f"            -> the dispense is refused ({refused['code']}) and recorded as a clone alert")
+    alerts = _signed_query(story, "drugs.alerts", "acme-admin", gtin=gtin)
+    _say(f"   Acme's alert list: {len(alerts)} clone alert(s), e.g. {alerts[0]['serial']} "
+         f"attempted by {alerts[0]['attempted_by']} at block {alerts[0]['height']}")
+    _say("   Acme recalls lot B7:")
+    story.act("acme-admin", "drugs.recall", {"gtin": gtin, "lot": "B7", "reason": "sterility failure"})
+    recalled = story.query("drugs.verify", gtin=gtin, serial="Q0002")
+    _say(f"            scan of Q0002 -> {recalled['verdict']} (additionalInfo={recalled.get('additionalInfo')})")
+    if recalled["verdict"] != "RECALLED" or not alerts:
+        raise RuntimeError("the recall or the clone alert did not show")
+    _say()
+
+
+CHAPTERS: list[Callable[[Story], None]] = [chapter_consortium, chapter_members, chapter_keys, chapter_proof,
+                                           chapter_drugs]
 
 
 def _config_text(data_dir: Path, keys: dict[str, crypto.PrivateKey], node_key: crypto.PrivateKey) -> str:

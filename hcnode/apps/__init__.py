@@ -5,11 +5,12 @@ queries in one ``App`` value, add it here, and add its story to ``hcnode.demo``.
 """
 
 from hcnode.apps import registry
+from hcnode.apps.drugs.app import APP as DRUGS_APP
 from hcnode.chain.app import AppSet
 
 __all__ = ["ALL_APPS", "default_apps"]
 
-ALL_APPS = (registry.APP,)
+ALL_APPS = (registry.APP, DRUGS_APP)
 
 
 def default_apps() -> AppSet:

@@ -55,6 +55,8 @@ __all__ = [
     "require_identity",
     "is_validator",
     "identity_of",
+    "member_org",
+    "active_org",
     "patient_id",
     "rotation_proof",
 ]
@@ -118,6 +120,33 @@ def identity_of(state: StateReader | Overlay, key: bytes, height: int) -> dict[s
     if not _active(key_record, height):
         return None
     return key_record  # type: ignore[no-any-return]
+
+
+def member_org(state: StateReader | Overlay, key: bytes, height: int) -> dict[str, Any] | None:
+    """Who an active member key speaks for: ``{member, org, kind, roles}``, or None.
+
+    None for patients, unknown or revoked keys and members of suspended
+    organisations. For apps that must know the sender's organisation kind (a
+    regulator or a manufacturer) and for queries that check a caller's proof.
+    """
+    key_record = identity_of(state, key, height)
+    if key_record is None or key_record["kind"] != "member":
+        return None
+    member = read_value(state, _k("member", key_record["identity"]))
+    if not _active(member, height):
+        return None
+    org = read_value(state, _k("org", member["org"]))
+    if not _active(org, height):
+        return None
+    return {"member": member["id"], "org": org["id"], "kind": org["kind"], "roles": member["roles"]}
+
+
+def active_org(state: StateReader | Overlay, org_id: str, height: int) -> dict[str, Any] | None:
+    """``{id, name, kind}`` of an active organisation, or None (unknown or suspended)."""
+    org = read_value(state, _k("org", org_id))
+    if not _active(org, height):
+        return None
+    return {"id": org["id"], "name": org["name"], "kind": org["kind"]}
 
 
 def is_validator(state: StateReader | Overlay, key: bytes, height: int) -> bool:

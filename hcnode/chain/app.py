@@ -23,7 +23,15 @@ from hcnode.chain.schema import Record, Spec
 from hcnode.chain.state import Overlay, StateReader
 from hcnode.chain.tx import Tx
 
-__all__ = ["App", "AppSet", "BlockInfo", "Query", "TxContext", "TxType"]
+__all__ = ["App", "AppSet", "BlockInfo", "Query", "TX_PROOF_REQUEST", "TxContext", "TxType"]
+
+TX_PROOF_REQUEST = "tx_proof_request"
+"""A query result (a map) may carry this key with a committed transaction's hash.
+
+A pure query cannot see blocks; the node's RPC layer replaces the key with
+``tx_proof``: the transaction, its Merkle audit path and the signed header of
+its block (the same object as the ``tx.proof`` method returns).
+"""
 
 
 @dataclass(frozen=True, slots=True)

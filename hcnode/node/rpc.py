@@ -30,6 +30,7 @@ import trio
 from hcnode import codec
 from hcnode.chain import Rejected
 from hcnode.chain import merkle
+from hcnode.chain.app import TX_PROOF_REQUEST
 from hcnode.chain.schema import Bytes, Optional, Spec
 from hcnode.node.node import Node
 
@@ -311,7 +312,10 @@ class RpcServer:
 
     async def tx_proof(self, raw: Any) -> Any:
         params = Params(raw, ("tx",))
-        tx_hash = params.hex("tx", size=32)
+        return self._proof_of(params.hex("tx", size=32))
+
+    def _proof_of(self, tx_hash: bytes) -> dict[str, Any]:
+        """A committed transaction with its Merkle audit path and its block's signed header."""
         location = self.node.store.tx_location(tx_hash)
         if location is None:
             raise RpcError(NOT_FOUND, "transaction is not committed (see tx.get)")
@@ -382,11 +386,15 @@ class RpcServer:
             else:
                 converted[key] = value
         try:
-            return self.node.apps.query(self.node.store, name, converted, self.node.store.height or 0)
+            result = self.node.apps.query(self.node.store, name, converted, self.node.store.height or 0)
         except Rejected as exc:
             code = NOT_FOUND if exc.code == "not_found" else INVALID_PARAMS if exc.code in (
                 "bad_payload", "bad_params") else QUERY_FAILED
             raise RpcError(code, exc.message, {"code": exc.code}) from None
+        if isinstance(result, dict) and type(result.get(TX_PROOF_REQUEST)) is bytes:
+            # A pure query cannot see blocks: it names the transaction, the node adds the proof.
+            result["tx_proof"] = self._proof_of(result.pop(TX_PROOF_REQUEST))
+        return result
 
 
 def _header_json(block: Any) -> dict[str, Any]:

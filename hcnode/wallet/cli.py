@@ -786,5 +786,13 @@ def main(argv: list[str] | None = None) -> int:
     return int(out.exit_code)
 
 
+# App command groups register themselves in COMMANDS when imported (after everything above exists).
+from hcnode.wallet import drugs as _drugs_commands  # noqa: E402,F401
+
+GROUP_HELP["drugs"] = "drug traceability: verify packs, trails, EPCIS import and export"
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the imported module's main: app command groups registered into *its* COMMANDS table.
+    from hcnode.wallet.cli import main as _imported_main
+
+    raise SystemExit(_imported_main())

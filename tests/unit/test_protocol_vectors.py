@@ -381,7 +381,7 @@ def test_transaction_rejected(vector: dict[str, Any]) -> None:
 
 
 def test_every_registry_type_has_a_vector() -> None:
-    assert {v["type"] for v in TRANSACTIONS["valid"]} == set(APPS.tx_types)
+    assert {v["type"] for v in TRANSACTIONS["valid"]} == {t for t in APPS.tx_types if t.startswith("registry.")}
 
 
 # --- genesis and blocks -------------------------------------------------------------------------------------
