@@ -174,7 +174,7 @@ def test_wrong_chain_is_reported_even_when_the_signature_is_fine_for_that_chain(
     rejected(raw, "wrong_chain")
 
 
-@pytest.mark.parametrize("tx_type", ["registry.nope", "", "drugs.ship", "registry.patient_register "])
+@pytest.mark.parametrize("tx_type", ["registry.nope", "", "nosuchapp.ship", "registry.patient_register "])
 def test_unknown_transaction_type_is_rejected(tx_type: str) -> None:
     assert repr(tx_type) in rejected(envelope(tx_type=tx_type), "unknown_type")
 
