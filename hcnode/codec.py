@@ -35,11 +35,19 @@ class CodecError(ValueError):
     """Bytes that are not the canonical encoding of an allowed value."""
 
 
+MAX_DEPTH = 64
+
+
 @dataclass(frozen=True)
 class DecodeLimits:
     max_bytes: int = 1 << 20
     max_depth: int = 16
     max_items: int = 100_000
+
+    def __post_init__(self) -> None:
+        # cbor2's C encoder (used to check canonical form) has no recursion bound of its own.
+        if not 1 <= self.max_depth <= MAX_DEPTH:
+            raise ValueError(f"max_depth must be within 1..{MAX_DEPTH}")
 
 
 DEFAULT_LIMITS = DecodeLimits()
@@ -52,7 +60,10 @@ def encode(value: Any) -> bytes:
     sets ...), so nothing is ever written that ``decode`` would reject, and the
     length-first key order of cbor2 stays equal to RFC 8949's bytewise order.
     """
-    _check_encodable(value)
+    try:
+        _check_encodable(value)
+    except RecursionError:
+        raise CodecError("cannot encode: nested too deeply") from None
     try:
         return cbor2.dumps(value, canonical=True)
     except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
@@ -154,8 +165,8 @@ def _check_value(root: Any, limits: DecodeLimits) -> None:
                 stack.append((item, depth + 1))
         elif kind is float:
             raise CodecError("floating-point values are not allowed")
-        else:
-            raise CodecError(f"value of CBOR type {kind.__name__} is not allowed")
+        else:  # cbor2 turns some tags (0, 1, 2, 30, 258 ...) into Python objects before our hook sees them
+            raise CodecError(f"CBOR tag or simple value (decoded as {kind.__name__}) is not allowed")
 
 
 def sha256(data: bytes) -> bytes:

@@ -23,6 +23,7 @@ __all__ = ["Config", "ConfigError", "BlockParams", "Limits", "GenesisSpec", "Org
 DEV_REF = re.compile(r"dev:[a-z0-9][a-z0-9-]*")
 HEX_KEY = re.compile(r"0[23][0-9a-f]{64}")
 ORG_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 CHAIN_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
@@ -130,8 +131,12 @@ def _positive(value: int) -> str | None:
 
 
 def _key_ref(value: str) -> str | None:
-    if HEX_KEY.fullmatch(value) or DEV_REF.fullmatch(value):
+    if DEV_REF.fullmatch(value):
         return None
+    if HEX_KEY.fullmatch(value):
+        from hcnode.crypto import public_key_ok
+
+        return None if public_key_ok(bytes.fromhex(value)) else f"{value!r} is not a point on secp256k1"
     return f"{value!r} is neither a 33-byte compressed public key in hex nor a dev:NAME reference"
 
 
@@ -154,7 +159,8 @@ def _parse_time(value: Any, name: str) -> int:
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             raise ConfigError(f"{name}: give a time zone (e.g. 2026-01-01T00:00:00Z)")
-        return int(value.timestamp() * 1000)
+        # integer arithmetic: float seconds * 1000 loses a millisecond for some times
+        return (value - EPOCH) // datetime.timedelta(milliseconds=1)
     raise ConfigError(f"{name}: expected an offset date-time like 2026-01-01T00:00:00Z, got {_type_name(value)}")
 
 

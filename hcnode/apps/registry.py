@@ -269,6 +269,8 @@ def _check_action(state: Overlay, action: dict[str, Any], height: int) -> None:
         if state.get(_k("org", action["org"])) is not None:
             raise Rejected("org_exists", f"organisation {action['org']!r} already exists")
         for key in action["admins"]:
+            if not crypto.public_key_ok(key):
+                raise Rejected("bad_key", f"admin key {key.hex()[:16]}… is not a valid compressed secp256k1 key")
             if state.get(_k("key", key)) is not None:
                 raise Rejected("key_in_use", f"admin key {key.hex()[:16]}… is already registered")
     elif kind in ("org_suspend", "org_reinstate"):
@@ -421,9 +423,16 @@ def _key_rotate(ctx: TxContext, payload: dict[str, Any]) -> None:
     message = codec.encode([ctx.sender, new_key])
     if not crypto.verify(new_key, payload["proof"], ctx.block.chain_id, ROTATE_PURPOSE, message):
         raise Rejected("bad_rotation_proof", "proof is not the new key's signature over [old key, new key]")
+    key_record = ctx.state.get_value(_k("key", ctx.sender))
+    if key_record.get("revoked_from") is not None:
+        # Even while a revoked key may still act in its last block, it must not move the identity:
+        # otherwise a thief's rotation placed after the admin's revocation would win.
+        raise Rejected("key_revoked", "this key is revoked or rotated away; it cannot rotate the identity")
     table = "member" if identity["kind"] == "member" else "patient"
     record_key = _k(table, identity["identity"])
     record = ctx.state.get_value(record_key)
+    if record["key"] != ctx.sender or record.get("revoked_from") is not None:
+        raise Rejected("key_revoked", f"{identity['identity']} is revoked or no longer uses this key")
     _switch_key(ctx.state, record_key, record, new_key, ctx.block.height, "rotated", identity["kind"])
     ctx.emit("registry.key_rotated", identity=identity["identity"], effective_from=ctx.block.height + 1)
 
@@ -536,8 +545,14 @@ def _q_validators(state: StateReader, params: dict[str, Any], height: int) -> An
 
 
 def _q_patient(state: StateReader, params: dict[str, Any], height: int) -> Any:
-    pid = params.get("patient") or (patient_id(params["key"]) if "key" in params else None)
-    if pid is None:
+    if "patient" in params:
+        pid = params["patient"]
+    elif "key" in params:
+        key_record = read_value(state, _k("key", params["key"]))  # follows rotations to the identity
+        if key_record is None or key_record["kind"] != "patient":
+            raise Rejected("not_found", "no patient holds or held this key")
+        pid = key_record["identity"]
+    else:
         raise Rejected("bad_params", "give 'patient' (id) or 'key'")
     record = read_value(state, _k("patient", pid))
     if record is None:

@@ -54,33 +54,35 @@ class Mempool:
         return nonce
 
     def select(self, max_txs: int, max_bytes: int, committed_nonce: Callable[[bytes], int]) -> list[Tx]:
+        """The next block's transactions, in arrival order, each sender's in nonce order, no gaps."""
         chosen: list[Tx] = []
         size = 0
         next_nonce: dict[bytes, int] = {}
+        waiting: set[bytes] = set()  # passed over because an earlier nonce had not arrived before them
         stale: list[Tx] = []
         for tx in self.by_hash.values():
-            if len(chosen) >= max_txs:
+            if len(chosen) >= max_txs or size >= max_bytes:
                 break
             expected = next_nonce.get(tx.sender)
             if expected is None:
-                expected = committed_nonce(tx.sender)
+                expected = next_nonce[tx.sender] = committed_nonce(tx.sender)
             if tx.nonce < expected:
-                if tx.sender not in next_nonce:
-                    stale.append(tx)  # committed by an earlier block under another hash
+                stale.append(tx)  # its nonce was used by a committed transaction with another hash
                 continue
-            if tx.nonce != expected:
+            if tx.nonce > expected:
+                waiting.add(tx.hash)
                 continue
+            # Take it, then any of the sender's next nonces that arrived earlier and were waiting for it.
             pending = self.by_sender[tx.sender]
-            while expected in pending and len(chosen) < max_txs:
-                candidate = pending[expected]
-                if size + len(candidate.raw) > max_bytes:
-                    break
+            candidate: Tx | None = tx
+            while candidate is not None and len(chosen) < max_txs and size + len(candidate.raw) <= max_bytes:
                 chosen.append(candidate)
                 size += len(candidate.raw)
                 expected += 1
+                candidate = pending.get(expected)
+                if candidate is not None and candidate.hash not in waiting:
+                    candidate = None  # it arrived later: it takes its own place in arrival order
             next_nonce[tx.sender] = expected
-            if size >= max_bytes:
-                break
         for tx in stale:
             self.remove(tx.hash)
         return chosen

@@ -114,6 +114,9 @@ class Keystore:
     def load(self, name: str, passphrase: str) -> PrivateKey:
         path = self._path(name)
         document = self._read(path)
+        if document.get("name") != name:
+            raise KeystoreError(f"{path}: holds the key named {document.get('name')!r}, not {name!r} "
+                                "(a copied or renamed file)")
         try:
             kdf, cipher = document["kdf"], document["cipher"]
             public = bytes.fromhex(document["public"])

@@ -251,10 +251,6 @@ def test_an_org_id_used_twice_is_rejected() -> None:
     assert error(GOOD + second) == "genesis.orgs: an organisation id is used twice"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config._key_ref (config.py:132-135) checks hex keys only by pattern: "
-                                       "'02' + 64 hex digits that are not a curve point passes parse_config, so a "
-                                       "mistyped key is only found when genesis is built (a Rejected('bad_key') "
-                                       "without the config key's name), or never for validators")
 def test_hex_key_that_is_not_a_curve_point_is_rejected_naming_the_key() -> None:
     not_a_point = "02" + "ff" * 32
     message = error(edit(f'validators = ["{K3}"]', f'validators = ["{not_a_point}"]'))
@@ -289,17 +285,11 @@ def test_genesis_time_is_milliseconds_since_the_epoch(text: str, ms: int) -> Non
     assert parse(edit("time = 2026-01-01T00:00:00Z", f"time = {text}")).genesis.time_ms == ms  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config._parse_time (config.py:157) computes int(value.timestamp() * 1000) "
-                                       "in floating point, so about 0.6% of millisecond times lose a millisecond, e.g. "
-                                       "2004-03-15T07:55:47.472Z gives 1079337347471; the chain's identity then "
-                                       "commits to a time other than the one written. Use integer arithmetic: "
-                                       "(value - EPOCH) // timedelta(milliseconds=1)")
 def test_genesis_time_with_milliseconds_is_exact() -> None:
     assert parse(edit("time = 2026-01-01T00:00:00Z",
                       "time = 2004-03-15T07:55:47.472Z")).genesis.time_ms == 1_079_337_347_472  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: config._parse_time float rounding (see test_genesis_time_with_milliseconds_is_exact)")
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.integers(0, 4_102_444_800_000))
 def test_any_millisecond_genesis_time_round_trips(ms: int) -> None:

@@ -123,11 +123,6 @@ def test_select_keeps_arrival_order_across_senders() -> None:
     assert picked(pool.select(10, 10_000, committed())) == [(B, 0), (C, 0), (A, 0)]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Mempool.select (mempool.py:74-80) takes a sender's whole run of "
-                                       "consecutive nonces as soon as it reaches the first one, so A1 (arrived third) "
-                                       "is chosen before B0 (arrived second) and a sender with many pending "
-                                       "transactions fills the block ahead of everyone who arrived after its first; "
-                                       "the docstring promises arrival order across senders")
 def test_select_does_not_let_one_sender_jump_ahead_of_earlier_arrivals() -> None:
     pool = Mempool(10)
     for sender, n in ((A, 0), (B, 0), (A, 1)):

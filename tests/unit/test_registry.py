@@ -216,10 +216,6 @@ def test_org_add_with_an_invalid_admin_key_is_refused_at_once_with_threshold_one
         c.query("registry.org", org="lab1")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: registry._check_action (registry.py:236-245) does not check that an "
-                                       "org_add's admin keys are curve points, so the proposal is accepted and then "
-                                       "every approval that reaches the threshold fails with bad_key: a proposal "
-                                       "that can never apply")
 def test_org_add_proposal_with_an_invalid_admin_key_is_refused_when_proposed() -> None:
     c = chain()
     refused(propose(c, org_add("lab1", (BAD_POINT,))), "bad_key")
@@ -495,7 +491,7 @@ _ROTATION_RACE = ("BUG: registry._key_rotate (registry.py:372-402) accepts a rot
 
 @pytest.mark.parametrize("replacement", [False, True], ids=["revoke", "revoke with replacement"])
 @pytest.mark.parametrize("revoke_first", [
-    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=_ROTATION_RACE), id="revoke then thief rotates"),
+    pytest.param(True, id="revoke then thief rotates"),
     pytest.param(False, id="thief rotates then revoke"),
 ])
 def test_stolen_key_cannot_escape_a_revocation_in_the_same_block(revoke_first: bool, replacement: bool) -> None:
@@ -515,7 +511,6 @@ def test_stolen_key_cannot_escape_a_revocation_in_the_same_block(revoke_first: b
         assert c.query("registry.member", member="hosp/boss")["key"] == fresh.public
 
 
-@pytest.mark.xfail(strict=True, reason=_ROTATION_RACE)
 def test_after_a_rotation_the_old_key_cannot_rotate_again_in_the_same_block() -> None:
     c = chain()
     old, mine, thief = key(301), key(302), key(303)
@@ -526,7 +521,6 @@ def test_after_a_rotation_the_old_key_cannot_rotate_again_in_the_same_block() ->
     ok(c.block(acts(c, mine))[0])
 
 
-@pytest.mark.xfail(strict=True, reason=_ROTATION_RACE)
 def test_a_member_revoked_in_this_block_cannot_rotate_to_a_fresh_active_key() -> None:
     c = chain()
     old, fresh = key(301), key(302)
@@ -658,10 +652,6 @@ def test_patient_rotates_its_key_and_keeps_its_id() -> None:
     assert identity_of(c.state, new.public, c.height)["kind"] == "patient"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: registry._q_patient (registry.py:510) derives the id from the key given "
-                                       "(patient_id(key)); after a rotation the new key's derived id is another id, "
-                                       "so looking a patient up by its current key answers not_found (and the old "
-                                       "key still finds it). It should follow registry/key/<key>.identity")
 def test_patient_query_by_rotated_key_finds_the_patient() -> None:
     c = chain()
     old, new = key(500), key(501)
