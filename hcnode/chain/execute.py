@@ -15,19 +15,19 @@ be replayed) but leaves no other write. Each receipt records the outcome.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hcnode import codec
 from hcnode.chain import merkle
 from hcnode.chain.app import AppSet, BlockInfo, TxContext
-from hcnode.chain.block import Block
+from hcnode.chain.block import Block, BlockHeader
 from hcnode.chain.errors import Rejected, StateRootMismatch
 from hcnode.chain.state import Overlay, StateReader, next_state_root
 from hcnode.chain.tx import Tx, decode_tx
 
-__all__ = ["Execution", "execute", "apply_block", "nonce_key", "read_nonce", "Limits"]
+__all__ = ["Execution", "execute", "apply_block", "check_header", "nonce_key", "read_nonce", "Limits"]
 
 NONCE_PREFIX = b"nonce/"
 
@@ -129,22 +129,50 @@ def execute(
     )
 
 
+def check_header(block: Block, previous: BlockHeader, is_validator: Callable[[bytes], bool]) -> None:
+    """Everything about a block from elsewhere that can be checked before executing it.
+
+    Raises ``Rejected("bad_block", ...)``: a bad block is the sender's fault, not a
+    divergence of this node, so the caller drops it and keeps its state.
+    """
+    header = block.header
+    problems = []
+    if header.chain_id != previous.chain_id:
+        problems.append(f"chain id {header.chain_id!r} is not {previous.chain_id!r}")
+    if header.height != previous.height + 1:
+        problems.append(f"height {header.height} does not follow {previous.height}")
+    if header.prev_hash != previous.hash:
+        problems.append("prev_hash is not the hash of this node's head")
+    if header.time_ms < previous.time_ms:
+        problems.append("time runs backwards")
+    if not is_validator(header.proposer):
+        problems.append(f"proposer {header.proposer.hex()[:16]} is not an active validator")
+    elif not block.signature_ok():
+        problems.append("the proposer's signature does not verify")
+    if problems:
+        raise Rejected("bad_block", f"block {header.height}: " + "; ".join(problems))
+
+
 def apply_block(
     state: StateReader,
     apps: AppSet,
     block: Block,
-    previous_state_root: bytes,
+    previous: BlockHeader,
+    is_validator: Callable[[bytes], bool],
     limits: Limits = Limits(),
     verified: Mapping[bytes, Tx] | None = None,
 ) -> Execution:
-    """Execute a block made elsewhere and check every root its header claims.
+    """Check a block made elsewhere, execute it on ``state`` (at ``previous``), and check every root it claims.
 
-    Raises ``StateRootMismatch`` when this node's result differs: the caller must
-    stop applying rather than continue on a diverged state.
+    Raises ``Rejected("bad_block")`` for a block that is malformed, unsigned or out
+    of place, and ``StateRootMismatch`` when the block is well formed but this
+    node's result differs: the caller must then stop applying rather than go on
+    from a diverged state.
     """
+    check_header(block, previous, is_validator)
     header = block.header
     info = BlockInfo(header.chain_id, header.height, header.time_ms, header.proposer)
-    result = execute(state, apps, info, block.txs, previous_state_root, limits, verified)
+    result = execute(state, apps, info, block.txs, previous.state_root, limits, verified)
     for name, ours, theirs in (
         ("tx root", result.tx_root, header.tx_root),
         ("receipt root", result.receipt_root, header.receipt_root),

@@ -22,6 +22,7 @@ from typing import Any
 import trio
 
 from hcnode import codec, crypto
+from hcnode.apps import registry
 from hcnode.chain import (
     AppSet, Block, BlockHeader, BlockInfo, Genesis, Rejected, StateRootMismatch, Tx, apply_block,
     decode_block, decode_tx, execute, genesis_block, read_nonce, sign_block,
@@ -193,7 +194,9 @@ class Node:
     def apply_external(self, block: Block) -> None:
         """Apply a block made elsewhere (block sync, a Raft leader), checking every root it claims."""
         try:
-            result = apply_block(self.store, self.apps, block, self.store.state_root, self.exec_limits)
+            result = apply_block(self.store, self.apps, block, self._head,
+                                 lambda key: registry.is_validator(self.store, key, block.header.height),
+                                 self.exec_limits)
         except StateRootMismatch as exc:
             self._halted = str(exc)
             log.critical("STATE DIVERGED, not applying further blocks: %s", exc)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from hcnode import codec, crypto
-from hcnode.apps import default_apps
+from hcnode.apps import default_apps, registry
 from hcnode.chain import Block, MemoryState, apply_block, build_tx, genesis_block
 from hcnode.config import load_config
 from hcnode.node.daemon import load_node_key, resolve_genesis
@@ -60,6 +60,7 @@ def replayed_state_root(node) -> tuple[bytes, int]:
     state = MemoryState()
     state.commit(writes)
     root = block0.header.state_root
+    previous = block0.header
     with node.client() as client:
         head = client.call("block.head")
         assert head["hash"] != block0.hash.hex() or head["height"] == 0
@@ -70,7 +71,9 @@ def replayed_state_root(node) -> tuple[bytes, int]:
             block = Block(header_from_json(header), bytes.fromhex(header["signature"]), txs)
             assert block.hash.hex() == header["hash"]
             assert block.signature_ok(), f"block {height} signature"
-            result = apply_block(state, apps, block, root)  # raises on any root mismatch
+            result = apply_block(state, apps, block, previous,  # raises on any root mismatch
+                                 lambda key, h=height: registry.is_validator(state, key, h))
+            previous = block.header
             state.commit(result.writes)
             root = result.state_root
     return root, head["height"]

@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hcnode import crypto
-from hcnode.apps import default_apps
+from hcnode.apps import default_apps, registry
 from hcnode.chain import (
     Block, BlockHeader, BlockInfo, Execution, Genesis, GenesisOrg, MemoryState, apply_block, build_tx, execute,
     genesis_block, read_nonce, sign_block,
@@ -47,6 +48,7 @@ class LocalChain:
         self.height = 0
         self.time_ms = self.genesis.time_ms
         self.head_hash = block0.hash
+        self.head: BlockHeader = block0.header
         self.blocks: list[Block] = []
         self.last: Execution | None = None
 
@@ -65,6 +67,7 @@ class LocalChain:
                              result.receipt_root, result.state_root, self.proposer.public)
         self.blocks.append(sign_block(self.proposer, header, list(txs)))
         self.head_hash = header.hash
+        self.head = header
         self.state.commit(result.writes)
         self.root = result.state_root
         self.last = result
@@ -72,15 +75,19 @@ class LocalChain:
 
     def apply(self, block: Block) -> list[dict[str, Any]]:
         """Apply a block made elsewhere (checks its roots); raises ``StateRootMismatch`` on divergence."""
-        result = apply_block(self.state, self.apps, block, self.root)
+        result = apply_block(self.state, self.apps, block, self.head, self.is_validator(block.header.height))
         self.state.commit(result.writes)
         self.root = result.state_root
         self.height = block.header.height
         self.time_ms = block.header.time_ms
         self.head_hash = block.hash
+        self.head = block.header
         self.blocks.append(block)
         self.last = result
         return result.receipts
+
+    def is_validator(self, height: int) -> Callable[[bytes], bool]:
+        return lambda key: registry.is_validator(self.state, key, height)
 
     def run(self, signer: crypto.PrivateKey, tx_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         """One transaction in its own block; returns its receipt."""

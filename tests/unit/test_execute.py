@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 
 from hcnode import codec
 from hcnode.chain import (
-    App, AppSet, Block, BlockInfo, MemoryState, Overlay, Query, Rejected, StateRootMismatch, TxContext, TxType,
-    apply_block, build_tx, decode_tx, execute, read_nonce, sign_block,
+    App, AppSet, Block, BlockInfo, MemoryState, Overlay, Query, Rejected, StateRootMismatch, TxContext, TxType, apply_block, build_tx, decode_tx, execute, read_nonce, sign_block,
 )
 from hcnode.chain import merkle
 from hcnode.chain.execute import nonce_key
@@ -413,7 +412,7 @@ def test_apply_block_raises_state_root_mismatch_for_a_wrong_state_root() -> None
     forged = sign_block(a.proposer, bad_header, good.txs)
     before, root = dict(b.state.data), b.root
     with pytest.raises(StateRootMismatch, match="computed state root") as info:
-        apply_block(b.state, b.apps, forged, b.root)
+        apply_block(b.state, b.apps, forged, b.head, b.is_validator(good.header.height))
     assert f"block {good.header.height}" in str(info.value)
     assert b.state.data == before and b.root == root  # nothing applied
     b.apply(good)
@@ -426,10 +425,11 @@ def test_apply_block_raises_state_root_mismatch_for_a_wrong_tx_root() -> None:
     b.apply(a.blocks[0])
     block = a.blocks[1]
     with pytest.raises(StateRootMismatch, match="computed tx root"):
-        apply_block(b.state, b.apps, Block(dataclasses.replace(block.header, tx_root=b"\x01" * 32),
-                                           block.signature, block.txs), b.root)
+        apply_block(b.state, b.apps, sign_block(a.proposer, dataclasses.replace(block.header, tx_root=b"\x01" * 32),
+                                                block.txs), b.head, b.is_validator(2))
     with pytest.raises(StateRootMismatch, match="computed tx root"):  # the txs were swapped under a good header
-        apply_block(b.state, b.apps, Block(block.header, block.signature, a.blocks[2].txs), b.root)
+        apply_block(b.state, b.apps, Block(block.header, block.signature, a.blocks[2].txs), b.head,
+                    b.is_validator(2))
 
 
 def test_apply_block_raises_state_root_mismatch_for_a_wrong_receipt_root() -> None:
@@ -437,8 +437,8 @@ def test_apply_block_raises_state_root_mismatch_for_a_wrong_receipt_root() -> No
     b = LocalChain(admins=3, threshold=2, orgs=(("hosp", "hospital", 1),))
     block = a.blocks[0]
     with pytest.raises(StateRootMismatch, match="computed receipt root"):
-        apply_block(b.state, b.apps, Block(dataclasses.replace(block.header, receipt_root=bytes(32)),
-                                           block.signature, block.txs), b.root)
+        apply_block(b.state, b.apps, sign_block(a.proposer, dataclasses.replace(block.header, receipt_root=bytes(32)),
+                                                block.txs), b.head, b.is_validator(1))
 
 
 def test_apply_block_on_a_diverged_state_raises() -> None:
@@ -451,11 +451,37 @@ def test_apply_block_on_a_diverged_state_raises() -> None:
             b.apply(block)
 
 
-def test_apply_block_from_the_wrong_previous_root_raises() -> None:
+def test_apply_block_on_another_head_is_a_bad_block() -> None:
     a = _busy_chain()
     b = LocalChain(admins=3, threshold=2, orgs=(("hosp", "hospital", 1),))
-    with pytest.raises(StateRootMismatch, match="state root"):
-        apply_block(b.state, b.apps, a.blocks[0], b"\x00" * 32)
+    elsewhere = dataclasses.replace(b.head, state_root=b"\x00" * 32)
+    with pytest.raises(Rejected, match="prev_hash is not the hash of this node's head") as refused:
+        apply_block(b.state, b.apps, a.blocks[0], elsewhere, b.is_validator(1))
+    assert refused.value.code == "bad_block"
+
+
+def test_apply_block_checks_height_chain_time_and_proposer() -> None:
+    a = _busy_chain()
+    b = LocalChain(admins=3, threshold=2, orgs=(("hosp", "hospital", 1),))
+    with pytest.raises(Rejected, match="height 2 does not follow 0"):
+        apply_block(b.state, b.apps, a.blocks[1], b.head, b.is_validator(2))
+    stranger = key(999)
+    unsigned_by_validator = sign_block(stranger, dataclasses.replace(a.blocks[0].header, proposer=stranger.public),
+                                       a.blocks[0].txs)
+    with pytest.raises(Rejected, match="is not an active validator"):
+        apply_block(b.state, b.apps, unsigned_by_validator, b.head, b.is_validator(1))
+    forged_signature = Block(a.blocks[0].header, bytes(64), a.blocks[0].txs)
+    with pytest.raises(Rejected, match="signature does not verify"):
+        apply_block(b.state, b.apps, forged_signature, b.head, b.is_validator(1))
+    backwards = sign_block(a.proposer, dataclasses.replace(a.blocks[0].header, time_ms=b.head.time_ms - 1),
+                           a.blocks[0].txs)
+    with pytest.raises(Rejected, match="time runs backwards"):
+        apply_block(b.state, b.apps, backwards, b.head, b.is_validator(1))
+    other_chain = sign_block(a.proposer, dataclasses.replace(a.blocks[0].header, chain_id="elsewhere"),
+                             a.blocks[0].txs)
+    with pytest.raises(Rejected, match="chain id 'elsewhere'"):
+        apply_block(b.state, b.apps, other_chain, b.head, b.is_validator(1))
+    assert b.height == 0 and b.root == b.block0.header.state_root  # nothing applied
 
 
 def test_blocks_chain_by_prev_hash() -> None:

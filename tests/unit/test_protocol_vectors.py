@@ -21,6 +21,7 @@ import pytest
 
 from hcnode import codec, crypto
 from hcnode.apps import default_apps
+from hcnode.apps import registry
 from hcnode.apps.registry import rotation_proof
 from hcnode.chain import merkle
 from hcnode.chain.block import BLOCK_PURPOSE, BlockHeader, decode_block, sign_block
@@ -440,7 +441,7 @@ def test_blocks_replay_from_genesis() -> None:
     assert BLOCKS["genesis_hash"] == block0.hash.hex()
     state = MemoryState()
     state.commit(writes)
-    root, prev_hash = block0.header.state_root, block0.hash
+    root, prev_hash, previous = block0.header.state_root, block0.hash, block0.header
     chain_id = BLOCKS["chain_id"]
     for vector in BLOCKS["blocks"]:
         raws = []
@@ -464,7 +465,9 @@ def test_blocks_replay_from_genesis() -> None:
         assert block.signature_ok() and block.tx_root_ok()
         assert sign_block(proposer, header, raws).encode().hex() == vector["block"]["hex"]
         # apply_block re-executes and raises unless tx, receipt and state roots all match the header.
-        result = apply_block(state, APPS, block, root)
+        result = apply_block(state, APPS, block, previous,
+                             lambda key, h=header.height: registry.is_validator(state, key, h))
+        previous = header
         assert [r.hex() for r in result.encoded_receipts] == [r["hex"] for r in vector["receipts"]]
         assert [ref_diag(r) for r in result.receipts] == [r["diag"] for r in vector["receipts"]]
         assert dict(sorted(result.writes.items())) == _writes(vector["writes"])
