@@ -282,6 +282,7 @@ class P2PService:
                                 self._stop_mdns_listening()
                                 ours.cancel_scope.cancel()
                     finally:
+                        await _stop_mdns_off_the_loop(host)
                         await host.close()
             finally:
                 self._nursery = self._pubsub = None
@@ -666,6 +667,28 @@ class P2PService:
             "gossip_dropped": self.gossip_dropped,
             "gossip_rejected": self.gossip_rejected,
         }
+
+
+async def _stop_mdns_off_the_loop(host: IHost) -> None:
+    """Stop libp2p's mDNS in a worker thread: zeroconf's unregister and close block for about
+    a second (goodbye packets), which inside ``host.close`` would freeze the whole trio loop."""
+    mdns = getattr(host, "mDNS", None)
+    if mdns is None:
+        return
+    host.mDNS = None  # type: ignore[attr-defined]  # so host.close does not stop it again
+    cleanup_scope = getattr(mdns, "_cleanup_cancel_scope", None)
+    if cleanup_scope is not None:
+        cleanup_scope.cancel()  # a trio object: cancelled here, on the loop's thread
+
+    def stop_zeroconf() -> None:
+        mdns.broadcaster.unregister()
+        mdns.listener.stop()
+        mdns.zeroconf.close()
+
+    try:
+        await trio.to_thread.run_sync(stop_zeroconf, abandon_on_cancel=True)
+    except Exception as exc:
+        log.warning("p2p: stopping mDNS: %s", exc)
 
 
 def _disable_auto_connector(host: IHost) -> None:

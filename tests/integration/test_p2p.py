@@ -272,3 +272,20 @@ async def test_shutdown_leaves_no_unclosed_sockets() -> None:
             gc.collect()
     leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert not leaks, [str(w.message) for w in leaks]
+
+
+async def test_mdns_finds_a_peer_and_its_handler_is_removed_on_stop() -> None:
+    from libp2p.discovery.events.peerDiscovery import peerDiscovery
+
+    handlers_before = len(peerDiscovery._peer_discovered_handlers)
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    async with cluster() as c:
+        a = await c.start(a_key, validators, mdns=True)
+        b = await c.start(b_key, validators, mdns=True)
+        await wait_until(lambda: a_key.public in b.connected_keys() or b_key.public in a.connected_keys(),
+                         what="mDNS discovery (needs multicast on the machine)")
+        b.send(a_key.public, b"found you")
+        with trio.fail_after(10):
+            assert await a.raft_inbound.receive() == (b_key.public, b"found you")
+    assert len(peerDiscovery._peer_discovered_handlers) == handlers_before
