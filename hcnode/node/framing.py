@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from hcnode import codec
 
-__all__ = ["FrameError", "FrameTooLarge", "FrameReader", "encode_frame", "HEADER_BYTES"]
+__all__ = ["FrameError", "FrameTooLarge", "FrameTruncated", "FrameReader", "encode_frame", "HEADER_BYTES"]
 
 HEADER_BYTES = 4
 READ_CHUNK = 256 * 1024
@@ -31,6 +31,10 @@ class FrameError(ValueError):
 
 class FrameTooLarge(FrameError):
     """The length prefix announces more than the configured maximum."""
+
+
+class FrameTruncated(FrameError):
+    """The stream ended inside a frame: a peer that stopped or was cut off, more often than a hostile one."""
 
 
 class ByteStream(Protocol):
@@ -79,7 +83,7 @@ class FrameReader:
     async def read_frame(self) -> Any | None:
         if not await self._fill(HEADER_BYTES):
             if self._buffer:
-                raise FrameError(f"stream ended inside a frame header ({len(self._buffer)} of {HEADER_BYTES} bytes)")
+                raise FrameTruncated(f"stream ended inside a frame header ({len(self._buffer)} of {HEADER_BYTES} bytes)")
             return None
         length = int.from_bytes(self._buffer[:HEADER_BYTES], "big")
         if length == 0:
@@ -87,7 +91,7 @@ class FrameReader:
         if length > self.max_frame_bytes:
             raise FrameTooLarge(f"frame announces {length} bytes, over the limit of {self.max_frame_bytes}")
         if not await self._fill(HEADER_BYTES + length):
-            raise FrameError(f"stream ended inside a frame ({len(self._buffer) - HEADER_BYTES} of {length} bytes)")
+            raise FrameTruncated(f"stream ended inside a frame ({len(self._buffer) - HEADER_BYTES} of {length} bytes)")
         body = bytes(self._buffer[HEADER_BYTES:HEADER_BYTES + length])
         del self._buffer[:HEADER_BYTES + length]
         try:

@@ -67,7 +67,7 @@ from libp2p.tools.anyio_service import background_trio_service
 
 from hcnode import codec, crypto
 from hcnode.config import P2PParams
-from hcnode.node.framing import FrameError, FrameReader, encode_frame
+from hcnode.node.framing import FrameError, FrameReader, FrameTruncated, encode_frame
 
 __all__ = [
     "RAFT_PROTOCOL", "SYNC_PROTOCOL", "P2PService", "PeerRequestError", "peer_id_for_key", "key_for_peer_id",
@@ -509,8 +509,8 @@ class P2PService:
                     raise FrameError(f"a raft frame holds a byte string, not {type(payload).__name__}")
                 await self._raft_send.send((peer_key, payload))
         except FrameError as exc:
-            log.warning("p2p: bad %s frame from %s: %s; resetting the stream", RAFT_PROTOCOL,
-                        self._describe(peer_id), exc)
+            log.log(logging.INFO if isinstance(exc, FrameTruncated) else logging.WARNING,
+                    "p2p: bad %s frame from %s: %s; resetting the stream", RAFT_PROTOCOL, self._describe(peer_id), exc)
             await _reset_quietly(stream)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             await _reset_quietly(stream)  # shutting down
