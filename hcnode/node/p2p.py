@@ -281,6 +281,9 @@ class P2PService:
                                 self._nursery = self._pubsub = None
                                 self._stop_mdns_listening()
                                 ours.cancel_scope.cancel()
+                            # Close connections while pubsub still runs: its stream readers
+                            # otherwise hand messages to a stopped service (RuntimeError).
+                            await _disconnect_all(host)
                     finally:
                         await _stop_mdns_off_the_loop(host)
                         await host.close()
@@ -667,6 +670,14 @@ class P2PService:
             "gossip_dropped": self.gossip_dropped,
             "gossip_rejected": self.gossip_rejected,
         }
+
+
+async def _disconnect_all(host: IHost) -> None:
+    for peer_id in list(host.get_network().connections):
+        try:
+            await host.disconnect(peer_id)
+        except Exception as exc:  # already gone
+            log.debug("p2p: disconnecting %s: %s", peer_id, exc)
 
 
 async def _stop_mdns_off_the_loop(host: IHost) -> None:
