@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Config", "ConfigError", "BlockParams", "Limits", "GenesisSpec", "OrgSpec", "load_config", "parse_config"]
+import multiaddr
+
+__all__ = ["Config", "ConfigError", "BlockParams", "Limits", "P2PParams", "GenesisSpec", "OrgSpec", "load_config",
+           "parse_config"]
 
 DEV_REF = re.compile(r"dev:[a-z0-9][a-z0-9-]*")
 HEX_KEY = re.compile(r"0[23][0-9a-f]{64}")
@@ -46,6 +49,27 @@ class Limits:
     rpc_connections: int = 64
     rpc_batch_txs: int = 20_000
     tx_wait_max_ms: int = 60_000
+
+
+@dataclass(frozen=True)
+class P2PParams:
+    """The ``[p2p]`` table: where to listen, whom to dial, and the limits on what peers may send.
+
+    Without a ``[p2p]`` table the node runs without networking (a one-node chain).
+    """
+
+    listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
+    bootstrap: tuple[str, ...] = ()
+    mdns: bool = False
+    max_frame_bytes: int = 16 * 1024 * 1024
+    validators_only_raft: bool = True
+    send_queue_frames: int = 4096
+    sync_max_blocks: int = 64
+    request_timeout_ms: int = 10_000
+    gossip_max_batch_txs: int = 2000
+    gossip_max_batch_bytes: int = 768 * 1024
+    gossip_max_msgs_per_s: int = 500
+    gossip_inbound_batches: int = 1024
 
 
 @dataclass(frozen=True)
@@ -80,6 +104,7 @@ class Config:
     block: BlockParams
     limits: Limits
     genesis: GenesisSpec
+    p2p: P2PParams | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -153,6 +178,56 @@ def _key_list(table: _Table, key: str, *, min_items: int) -> tuple[str, ...]:
     if len(set(values)) != len(values):
         raise ConfigError(f"{table._name(key)}: a key is listed twice")
     return tuple(values)
+
+
+def _multiaddr_list(table: _Table, key: str, *, need_peer_id: bool) -> tuple[str, ...]:
+    values = table.get(key, list, [])
+    for i, value in enumerate(values):
+        name = f"{table._name(key)}[{i}]"
+        if type(value) is not str:
+            raise ConfigError(f"{name}: expected a string, got {_type_name(value)}")
+        try:
+            addr = multiaddr.Multiaddr(value)
+        except Exception as exc:  # the multiaddr package raises several types; all mean "not an address"
+            raise ConfigError(f"{name}: {value!r} is not a multiaddr ({exc})") from None
+        protocols = [p.name for p in addr.protocols()]
+        if "tcp" not in protocols:
+            raise ConfigError(f"{name}: {value!r} has no /tcp/PORT (only TCP is supported)")
+        if need_peer_id and "p2p" not in protocols:
+            raise ConfigError(f"{name}: {value!r} needs the peer's id at the end (/p2p/<peer id>)")
+        if not need_peer_id and "p2p" in protocols:
+            raise ConfigError(f"{name}: {value!r}: a listen address has no /p2p/ part")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{table._name(key)}: an address is listed twice")
+    return tuple(values)
+
+
+def _parse_p2p(root: _Table, block: BlockParams) -> P2PParams | None:
+    if "p2p" not in root.data:
+        root.used.add("p2p")
+        return None
+    p2p = root.table("p2p")
+    ints = {name: p2p.get(name, int, getattr(P2PParams, name), check=_positive)
+            for name in ("max_frame_bytes", "send_queue_frames", "sync_max_blocks", "request_timeout_ms",
+                         "gossip_max_batch_txs", "gossip_max_batch_bytes", "gossip_max_msgs_per_s",
+                         "gossip_inbound_batches")}
+    listen = _multiaddr_list(p2p, "listen", need_peer_id=False) if "listen" in p2p.data else P2PParams.listen
+    if not listen:
+        raise ConfigError("p2p.listen: needs at least one address")
+    params = P2PParams(
+        listen=listen,
+        bootstrap=_multiaddr_list(p2p, "bootstrap", need_peer_id=True),
+        mdns=p2p.get("mdns", bool, False),
+        validators_only_raft=p2p.get("validators_only_raft", bool, True),
+        **ints,
+    )
+    p2p.done()
+    if params.max_frame_bytes < block.max_bytes + 64 * 1024:
+        raise ConfigError(f"p2p.max_frame_bytes: must be at least block.max_bytes + 64 KiB "
+                          f"({block.max_bytes + 64 * 1024}) so that one block fits in a sync frame")
+    if params.gossip_max_batch_bytes > 960 * 1024:
+        raise ConfigError("p2p.gossip_max_batch_bytes: at most 983040 (960 KiB): gossipsub drops RPCs over 1 MiB")
+    return params
 
 
 def _parse_time(value: Any, name: str) -> int:
@@ -236,6 +311,7 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(f"genesis: key {reused[0]} is given to two identities (consortium admins and "
                           "organisation admins each need their own key)")
     gen.done()
+    p2p = _parse_p2p(root, block)
     root.done()
     uses_dev = any(ref.startswith("dev:") for ref in admins + validators + tuple(a for o in orgs for a in o.admins))
     if uses_dev and not dev_keys:
@@ -252,6 +328,7 @@ def parse_config(text: str, path: Path) -> Config:
         block=block,
         limits=limits,
         genesis=GenesisSpec(time_ms, threshold, admins, validators, tuple(orgs)),
+        p2p=p2p,
     )
 
 

@@ -1,0 +1,291 @@
+"""The p2p layer over real loopback sockets: hosts in one process, driven through the public API.
+
+Covers: connecting by bootstrap (2 and 3 hosts), peer id <-> validator key, Raft
+payloads both ways and in order, block sync, refusal of a non-validator's Raft
+stream, garbage and oversized frames resetting only that stream, gossip of tx
+batches past the library's default rate limit, and shutdown without leaked sockets.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import warnings
+
+import pytest
+import trio
+
+from hcnode import codec
+from hcnode.node.framing import encode_frame
+from hcnode.node.p2p import RAFT_PROTOCOL, SYNC_PROTOCOL, key_for_peer_id, peer_id_for_key
+from tests.integration.p2pkit import cluster, keys, wait_until
+
+pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")
+
+BLOCKS = {h: codec.encode(["block", h, bytes(200)]) for h in range(0, 20)}
+
+
+async def test_two_hosts_connect_by_bootstrap_and_peer_ids_are_validator_keys() -> None:
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    async with cluster() as c:
+        a = await c.start(a_key, validators)
+        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
+        await wait_until(lambda: a.connected_keys() == [b_key.public] and b.connected_keys() == [a_key.public],
+                         what="both sides connected")
+        assert a.peer_id == peer_id_for_key(a_key.public)
+        assert key_for_peer_id(a.peer_id) == a_key.public
+        assert key_for_peer_id(peer_id_for_key(b_key.public)) == b_key.public
+        assert all(addr.endswith(f"/p2p/{a.peer_id}") for addr in a.listen_addrs())
+
+
+async def test_three_hosts_form_a_full_mesh_and_raft_flows_both_ways_in_order() -> None:
+    ks = keys(3)
+    validators = [k.public for k in ks]
+    async with cluster() as c:
+        a = await c.start(ks[0], validators)
+        b = await c.start(ks[1], validators, bootstrap=tuple(a.listen_addrs()))
+        cc = await c.start(ks[2], validators, bootstrap=tuple(a.listen_addrs() + b.listen_addrs()))
+        await wait_until(lambda: len(a.connected_keys()) == 2 and len(b.connected_keys()) == 2
+                         and len(cc.connected_keys()) == 2, what="a full mesh of 3")
+        # a -> b and a -> c, c -> a, b -> a: 300 numbered messages each, order kept per sender.
+        for i in range(300):
+            a.send(ks[1].public, b"a%d" % i)
+            a.send(ks[2].public, b"a%d" % i)
+            cc.send(ks[0].public, b"c%d" % i)
+            b.send(ks[0].public, b"b%d" % i)
+        for receiver, expected in ((b, {ks[0].public: b"a"}), (cc, {ks[0].public: b"a"}),
+                                   (a, {ks[1].public: b"b", ks[2].public: b"c"})):
+            got: dict[bytes, list[bytes]] = {k: [] for k in expected}
+            with trio.fail_after(10):
+                while any(len(v) < 300 for v in got.values()):
+                    sender, payload = await receiver.raft_inbound.receive()
+                    got[sender].append(payload)
+            for sender, prefix in expected.items():
+                assert got[sender] == [prefix + b"%d" % i for i in range(300)]
+
+
+async def test_sync_fetch_returns_the_providers_blocks() -> None:
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    async with cluster() as c:
+        a = await c.start(a_key, validators, blocks=BLOCKS)
+        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
+        await wait_until(lambda: a_key.public in b.connected_keys(), what="b connected to a")
+        assert await b.fetch_blocks(a_key.public, 3, 5) == [BLOCKS[h] for h in range(3, 8)]
+        assert await b.fetch_blocks(a_key.public, 18, 10) == [BLOCKS[18], BLOCKS[19]]
+        assert await b.fetch_blocks(a_key.public, 50, 10) == []
+        # One long-lived stream: many requests in a row, and concurrent callers queue on it.
+        results: list[list[bytes]] = []
+        async with trio.open_nursery() as n:
+            for h in range(10):
+                n.start_soon(lambda h=h: _append(results, b.fetch_blocks(a_key.public, h, 1)))
+        assert sorted(r[0] for r in results) == sorted(BLOCKS[h] for h in range(10))
+
+
+async def _append(results: list, awaitable) -> None:  # type: ignore[no-untyped-def]
+    results.append(await awaitable)
+
+
+async def test_sync_answer_stops_before_the_frame_limit() -> None:
+    a_key, b_key = keys(2)
+    big = {h: bytes([h]) * 40_000 for h in range(10)}
+    validators = [a_key.public, b_key.public]
+    async with cluster() as c:
+        a = await c.start(a_key, validators, blocks=big, max_frame_bytes=100_000)
+        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()), max_frame_bytes=100_000)
+        await wait_until(lambda: a_key.public in b.connected_keys(), what="b connected to a")
+        assert await b.fetch_blocks(a_key.public, 0, 10) == [big[0], big[1]]
+        assert await b.fetch_blocks(a_key.public, 2, 10) == [big[2], big[3]]
+
+
+async def test_a_non_validators_raft_stream_is_refused_but_it_may_sync(caplog: pytest.LogCaptureFixture) -> None:
+    a_key, b_key, outsider_key = keys(3)
+    validators = [a_key.public, b_key.public]
+    caplog.set_level(logging.INFO, logger="hcnode.p2p")
+    async with cluster() as c:
+        a = await c.start(a_key, validators, blocks=BLOCKS)
+        outsider = await c.start(outsider_key, validators, bootstrap=tuple(a.listen_addrs()))
+        await wait_until(lambda: a_key.public in outsider.connected_keys(), what="outsider connected")
+        outsider.send(a_key.public, b"vote for me")
+        await wait_until(lambda: "not a genesis validator" in caplog.text, what="the refusal log line")
+        assert f"observer {outsider_key.public.hex()[:16]}" in caplog.text
+        assert await outsider.fetch_blocks(a_key.public, 0, 2) == [BLOCKS[0], BLOCKS[1]]
+        with trio.move_on_after(0.3):
+            sender, payload = await a.raft_inbound.receive()
+            pytest.fail(f"a non-validator's message was delivered: {payload!r}")
+
+
+@pytest.mark.parametrize("bad", ["garbage", "oversized", "not_bytes", "truncated_then_reset"])
+async def test_a_bad_raft_frame_resets_only_that_stream(bad: str, caplog: pytest.LogCaptureFixture) -> None:
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    caplog.set_level(logging.INFO, logger="hcnode.p2p")
+    async with cluster() as c:
+        a = await c.start(a_key, validators, blocks=BLOCKS, max_frame_bytes=200_000)
+        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()), max_frame_bytes=200_000)
+        await wait_until(lambda: a_key.public in b.connected_keys(), what="b connected to a")
+        b.send(a_key.public, b"before")
+        assert await a.raft_inbound.receive() == (b_key.public, b"before")
+
+        assert b._host is not None
+        raw = await b._host.new_stream(a.peer_id, [RAFT_PROTOCOL])
+        wire = {
+            "garbage": (12).to_bytes(4, "big") + b"\xff" * 12,
+            "oversized": (200_001).to_bytes(4, "big") + b"\x00" * 64,
+            "not_bytes": encode_frame({"term": 3}, 200_000),
+            "truncated_then_reset": (100).to_bytes(4, "big") + b"\x58",
+        }[bad]
+        await raw.write(wire)
+        if bad == "truncated_then_reset":
+            await raw.reset()
+            # A reset arrives as the end of the stream (yamux): "ended inside a frame", logged and dropped.
+            await wait_until(lambda: "/hcnode/raft/1 frame from validator" in caplog.text
+                             or "raft/1 stream from validator" in caplog.text, what="the log line")
+        else:
+            await wait_until(lambda: "bad /hcnode/raft/1 frame from validator" in caplog.text,
+                             what="the bad-frame log line")
+            assert b_key.public.hex()[:16] in caplog.text
+            with trio.fail_after(5):  # the stream was reset by a: reading it fails
+                with pytest.raises(Exception):
+                    while await raw.read(1024):
+                        pass
+        # The node keeps serving: the good stream still delivers, sync still answers.
+        b.send(a_key.public, b"after")
+        with trio.fail_after(5):
+            assert await a.raft_inbound.receive() == (b_key.public, b"after")
+        assert await b.fetch_blocks(a_key.public, 1, 1) == [BLOCKS[1]]
+
+
+async def test_a_bad_sync_request_resets_that_stream_and_the_server_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    caplog.set_level(logging.INFO, logger="hcnode.p2p")
+    async with cluster() as c:
+        a = await c.start(a_key, validators, blocks=BLOCKS)
+        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
+        await wait_until(lambda: a_key.public in b.connected_keys(), what="b connected to a")
+        assert b._host is not None
+        raw = await b._host.new_stream(a.peer_id, [SYNC_PROTOCOL])
+        await raw.write(encode_frame({"start": 0, "count": 10_000}, 1 << 20))
+        await wait_until(lambda: "bad /hcnode/sync/1 request" in caplog.text, what="the log line")
+        assert await b.fetch_blocks(a_key.public, 0, 1) == [BLOCKS[0]]
+
+
+@pytest.mark.parametrize("rate", [500, 10], ids=["configured", "library_default_drops"])
+async def test_gossip_batches_reach_every_subscriber_past_the_default_rate_limit(rate: int) -> None:
+    ks = keys(3)
+    validators = [k.public for k in ks]
+    async with cluster() as c:
+        a = await c.start(ks[0], validators, gossip_max_msgs_per_s=rate)
+        b = await c.start(ks[1], validators, gossip_max_msgs_per_s=rate, bootstrap=tuple(a.listen_addrs()))
+        cc = await c.start(ks[2], validators, gossip_max_msgs_per_s=rate, bootstrap=tuple(a.listen_addrs() + b.listen_addrs()))
+        await wait_until(lambda: all(len(s.connected_keys()) == 2 for s in (a, b, cc)), what="a full mesh")
+        assert a._pubsub is not None
+        await wait_until(lambda: len(a._pubsub.peer_topics.get(a.topic, ())) == 2, what="both peers subscribed")
+        # 60 batches in well under a second: the library's default (10 msgs/s per peer and
+        # topic) would drop most of them; our router is configured for this load.
+        sent = [[b"tx-%d-%d" % (i, j) for j in range(50)] for i in range(60)]
+        for batch in sent:
+            await a.publish_txs(batch)
+        for receiver in (b, cc):
+            got = []
+            with trio.move_on_after(10 if rate > 10 else 2):
+                while len(got) < len(sent):
+                    origin, txs = await receiver.tx_batches.receive()
+                    assert origin == ks[0].public
+                    got.append(txs)
+            if rate > 10:
+                assert sorted(got) == sorted(sent)
+            else:  # the library's default: most of the burst is dropped, silently
+                assert len(got) < len(sent) / 2
+        assert b.gossip_dropped == 0 and cc.gossip_dropped == 0
+
+
+async def test_a_garbage_gossip_message_is_rejected_and_not_delivered(caplog: pytest.LogCaptureFixture) -> None:
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    caplog.set_level(logging.INFO, logger="hcnode.p2p")
+    async with cluster() as c:
+        a = await c.start(a_key, validators)
+        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
+        await wait_until(lambda: a._pubsub is not None and len(a._pubsub.peer_topics.get(a.topic, ())) == 1,
+                         what="b subscribed")
+        assert a._pubsub is not None
+        a._pubsub.topic_validators.pop(a.topic)  # let a publish what an attacker would
+        await a._pubsub.publish(a.topic, b"\xff\x00 not cbor")
+        await a._pubsub.publish(a.topic, codec.encode(["ok", 7]))
+        await a.publish_txs([b"good"])
+        with trio.fail_after(10):
+            assert await b.tx_batches.receive() == (a_key.public, [b"good"])
+        assert b.gossip_rejected == 2
+        assert "rejected a tx batch forwarded by validator" in caplog.text
+
+
+async def test_a_slow_peer_never_blocks_send_and_the_oldest_frames_are_dropped() -> None:
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    async with cluster() as c:
+        a = await c.start(a_key, validators, send_queue_frames=10)
+        # b is not running at all: every frame waits in a's bounded queue.
+        with trio.fail_after(1):
+            results = [a.send(b_key.public, b"m%d" % i) for i in range(25)]
+        assert results == [True] * 10 + [False] * 15
+        link = a._links[b_key.public]
+        assert list(link.frames)[0].endswith(b"m15") and link.dropped == 15
+
+
+async def test_a_peer_that_restarts_is_redialled_and_raft_resumes() -> None:
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    async with cluster() as c:
+        a = await c.start(a_key, validators)
+        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
+        await wait_until(lambda: a_key.public in b.connected_keys(), what="b connected")
+        b.send(a_key.public, b"one")
+        assert await a.raft_inbound.receive() == (b_key.public, b"one")
+        listen = tuple(a.listen_addrs())
+        port_addr = listen[0].split("/p2p/")[0]
+        c.stop(a)
+        await wait_until(lambda: not b.connected_keys(), what="b sees a gone")
+        a2 = await c.start(a_key, validators, listen=(port_addr,))
+        await wait_until(lambda: a_key.public in b.connected_keys(), what="b redialled a", timeout_s=15)
+        b.send(a_key.public, b"two")
+        with trio.fail_after(10):
+            assert (await a2.raft_inbound.receive())[1] in (b"two",)
+
+
+async def test_shutdown_leaves_no_unclosed_sockets() -> None:
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for stop_dialler_first in (True, False):
+            async with cluster() as c:
+                a = await c.start(a_key, validators, blocks=BLOCKS)
+                b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
+                await wait_until(lambda: a_key.public in b.connected_keys(), what="connected")
+                b.send(a_key.public, b"x")
+                await a.raft_inbound.receive()
+                await b.fetch_blocks(a_key.public, 0, 1)
+                c.stop(b if stop_dialler_first else a)
+            gc.collect()
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not leaks, [str(w.message) for w in leaks]
+
+
+async def test_mdns_finds_a_peer_and_its_handler_is_removed_on_stop() -> None:
+    from libp2p.discovery.events.peerDiscovery import peerDiscovery
+
+    handlers_before = len(peerDiscovery._peer_discovered_handlers)
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    async with cluster() as c:
+        a = await c.start(a_key, validators, mdns=True)
+        b = await c.start(b_key, validators, mdns=True)
+        await wait_until(lambda: a_key.public in b.connected_keys() or b_key.public in a.connected_keys(),
+                         what="mDNS discovery (needs multicast on the machine)")
+        b.send(a_key.public, b"found you")
+        with trio.fail_after(10):
+            assert await a.raft_inbound.receive() == (b_key.public, b"found you")
+    assert len(peerDiscovery._peer_discovered_handlers) == handlers_before
