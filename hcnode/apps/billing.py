@@ -23,7 +23,8 @@ a negative amount is refused with a message saying so.
 Flags, computed when a claim is submitted, never block it; each is on the
 receipt (``ctx.flag`` with details), on the claim and counted in the totals:
     duplicate_claim             the same patient, provider, code and date of service was billed
-                                before (an O(1) index key per item, whatever the number of claims)
+                                before (one index key per patient, provider and date: O(1), whatever
+                                the number of claims)
     above_schedule              unit price above the payer's maximum for the code on that date
                                 (the excess per unit and in total)
     no_anchored_encounter       no encounter named, unknown, or anchored for another patient
@@ -38,15 +39,17 @@ new version), so a claim is always judged by a schedule nobody rewrote later.
 Large schedules are published in parts (``billing.schedule_entries``, up to
 1,000 codes a transaction).
 
-State keys (values canonical CBOR):
+State keys (values canonical CBOR; the two written for every claim, the claim and the running
+totals, are positional arrays (CLAIM_LAYOUT, TOTALS_LAYOUT) because canonical encoding of maps
+costs a sort per map and a claim is written at >= 10,000 a second; queries return maps):
     billing/schedule/<payer>                             [{version, effective_from, currency, ...}]
-    billing/fee/<payer>/<version:06>/<code>              maximum allowed amount per unit
+    billing/fee/<payer>/<version:06>/<code>              max per unit, or [max, [bundling rule names]]
     billing/rules/<payer>/<version:06>                   {rule name: [codes]}
     billing/bundle/<payer>/<version:06>/<code>           [names of the rules holding the code]
     billing/encounter/<provider>/<reference hex>         {patient, date, provider, height}
     billing/claim/<id>                                   the claim, its flags and history
-    billing/dup/<patient>/<provider>/<code>/<date>       id of the claim that billed it first
-    billing/day/<patient>/<provider>/<date>              codes billed that day (bundling rules)
+    billing/day/<patient>/<provider>/<date>              [code, first claim id, ...] billed that day
+                                                         (duplicates and bundling rules)
     billing/patient/<patient>/<id>                       index of a patient's claims
     billing/deregistered/<patient>                       {date, by, reason, height}
     billing/totals/<provider|payer>/<org>/<currency>     running totals for the report
@@ -168,11 +171,37 @@ def _not_in_future(ctx: TxContext, date: str, what: str) -> None:
         raise Rejected("date_in_future", f"{what} {date} is after the block's date {today}")
 
 
+CLAIM_LAYOUT = ("id", "status", "provider", "submitted_by", "payer", "patient", "encounter", "currency",
+                "diagnoses", "items", "total", "allowed", "paid", "excess_over_schedule", "flags", "height",
+                "date", "disputes", "history", "reason_codes")
+ITEM_LAYOUT = ("sequence", "code", "quantity", "unit_price", "date_of_service", "net")
+TOTALS_LAYOUT = ("claims", "billed", "flagged_claims", "flagged_billed", "above_schedule_excess", "allowed",
+                 "paid", "disputes", "approved_claims", "partial_claims", "denied_claims", "withdrawn_claims")
+
+
+def _pack_claim(claim: dict[str, Any]) -> list[Any]:
+    packed = [claim.get(name) for name in CLAIM_LAYOUT]
+    packed[9] = [[item[name] for name in ITEM_LAYOUT] for item in claim["items"]]
+    packed[14] = [[f["flag"], {k: v for k, v in f.items() if k != "flag"}] for f in claim["flags"]]
+    return packed
+
+
+def _unpack_claim(packed: list[Any]) -> dict[str, Any]:
+    claim = dict(zip(CLAIM_LAYOUT, packed))
+    claim["items"] = [dict(zip(ITEM_LAYOUT, item)) for item in claim["items"]]
+    claim["flags"] = [{"flag": name, **details} for name, details in claim["flags"]]
+    return claim
+
+
+def _save_claim(state: Overlay, claim: dict[str, Any]) -> None:
+    state.put_value(_k("claim", claim["id"]), _pack_claim(claim))
+
+
 def _load_claim(state: Overlay | StateReader, claim_id: str) -> dict[str, Any]:
-    claim = read_value(state, _k("claim", claim_id))
-    if claim is None:
+    packed = read_value(state, _k("claim", claim_id))
+    if packed is None:
         raise Rejected("unknown_claim", f"no claim {claim_id!r}")
-    return claim  # type: ignore[no-any-return]
+    return _unpack_claim(packed)
 
 
 def _version_in_effect(versions: list[dict[str, Any]], date: str) -> dict[str, Any] | None:
@@ -191,27 +220,42 @@ def _bump_totals(state: Overlay, claim: dict[str, Any], **changes: int) -> None:
     """Add ``changes`` (field -> delta) to the provider's and the payer's running totals."""
     for side, org in (("provider", claim["provider"]), ("payer", claim["payer"])):
         key = _totals_key(side, org, claim["currency"])
-        totals = state.get_value(key) or {"org": org, "side": side, "currency": claim["currency"], "flags": {}}
+        totals = state.get_value(key) or [0] * len(TOTALS_LAYOUT) + [{}]
+        flags = totals[-1]
         for name, delta in changes.items():
             if name.startswith("flag:"):
-                flag = name[5:]
-                totals["flags"][flag] = totals["flags"].get(flag, 0) + delta
+                flags[name[5:]] = flags.get(name[5:], 0) + delta
             else:
-                totals[name] = totals.get(name, 0) + delta
+                totals[_TOTALS_INDEX[name]] += delta
         state.put_value(key, totals)
+
+
+_TOTALS_INDEX = {name: i for i, name in enumerate(TOTALS_LAYOUT)}
 
 
 # --- fee schedules ---------------------------------------------------------------------------------------
 
 
 def _write_entries(state: Overlay, payer: str, version: int, entries: list[dict[str, Any]]) -> None:
+    """Each code's maximum, written once; with the names of its bundling rules, so that a claim
+    finds both in one read."""
     vkey = _version_key(version)
     for entry in entries:
         key = _k("fee", payer, vkey, entry["code"])
         if state.get(key) is not None:
             raise Rejected("entry_exists", f"code {entry['code']} already has a maximum in version {version} "
                                            f"of {payer}'s schedule; publish a new version to change it")
-        state.put_value(key, entry["max_amount"])
+        rules = state.get_value(_k("bundle", payer, vkey, entry["code"]))
+        state.put_value(key, [entry["max_amount"], rules] if rules else entry["max_amount"])
+
+
+def _fee(state: Overlay | StateReader, payer: str, vkey: str, code: str) -> tuple[int | None, list[str]]:
+    """(maximum per unit or None, bundling rule names) for a code in a schedule version."""
+    raw = state.get(_k("fee", payer, vkey, code))
+    if raw is None:
+        return None, read_value(state, _k("bundle", payer, vkey, code)) or []
+    value = cbor2.loads(raw)
+    return (value, []) if type(value) is int else (value[0], value[1])
 
 
 def _schedule_publish(ctx: TxContext, payload: dict[str, Any]) -> None:
@@ -332,10 +376,12 @@ def _check_encounter(ctx: TxContext, payload: dict[str, Any], provider: str, fla
 
 
 def _check_schedule(ctx: TxContext, payer: str, currency: str, items: list[dict[str, Any]],
-                    flags: _Flags) -> tuple[int, dict[str, dict[str, Any] | None]]:
-    """Above-schedule items; returns the total excess and the version in force per date of service."""
+                    flags: _Flags) -> tuple[int, dict[str, dict[str, Any] | None], dict[str, list[str]]]:
+    """Above-schedule items; returns the total excess, the version in force per date of service,
+    and the bundling rules of each code (read with its maximum)."""
     versions = ctx.state.get_value(_k("schedule", payer)) or []
     in_force: dict[str, dict[str, Any] | None] = {}
+    rules_of: dict[str, list[str]] = {}
     excess_total = 0
     for item in items:
         date = item["date_of_service"]
@@ -345,62 +391,54 @@ def _check_schedule(ctx: TxContext, payer: str, currency: str, items: list[dict[
         if version is None:
             flags.add("no_fee_schedule", payer=payer, date_of_service=date)
             continue
+        maximum, rules_of[item["code"]] = _fee(ctx.state, payer, _version_key(version["version"]), item["code"])
         if version["currency"] != currency:
             flags.add("currency_mismatch", claim_currency=currency, schedule_currency=version["currency"])
-            continue
-        raw = ctx.state.get(_k("fee", payer, _version_key(version["version"]), item["code"]))
-        if raw is None:
+        elif maximum is None:
             flags.add("code_not_in_schedule", sequence=item["sequence"], code=item["code"],
                       schedule_version=version["version"])
-            continue
-        maximum = cbor2.loads(raw)
-        if item["unit_price"] > maximum:
+        elif item["unit_price"] > maximum:
             excess = (item["unit_price"] - maximum) * item["quantity"]
             excess_total += excess
             flags.add("above_schedule", sequence=item["sequence"], code=item["code"],
-                      unit_price=item["unit_price"], max_allowed=maximum,
-                      excess_per_unit=item["unit_price"] - maximum, excess=excess, currency=currency,
-                      schedule_version=version["version"])
-    return excess_total, in_force
+                      unit_price=item["unit_price"], max_allowed=maximum, excess=excess)
+    return excess_total, in_force, rules_of
 
 
-def _check_duplicates(ctx: TxContext, claim_id: str, patient: str, provider: str,
-                      items: list[dict[str, Any]], flags: _Flags) -> None:
-    """One index key per (patient, provider, code, date): a get and a put per item, O(1) in claims."""
+def _check_day(ctx: TxContext, claim_id: str, payer: str, patient: str, provider: str,
+               items: list[dict[str, Any]], in_force: dict[str, dict[str, Any] | None],
+               rules_of: dict[str, list[str]], flags: _Flags) -> None:
+    """Duplicates and unbundling, from one index key per (patient, provider, date of service).
+
+    The key holds the codes billed that day with the claim that billed each first, so the
+    duplicate check is one read and one write per date of service: it costs the same with
+    ten claims in state or a million (its size is bounded by one day's codes, not by claims).
+    """
+    by_date: dict[str, list[dict[str, Any]]] = {}
     for item in items:
-        key = _k("dup", patient, provider, item["code"], item["date_of_service"])
-        first = ctx.state.get(key)
-        if first is None:
-            ctx.state.put(key, claim_id.encode())
-        else:
-            flags.add("duplicate_claim", sequence=item["sequence"], code=item["code"],
-                      date_of_service=item["date_of_service"], first_claim=first.decode())
-
-
-def _check_bundling(ctx: TxContext, payer: str, patient: str, provider: str, items: list[dict[str, Any]],
-                    in_force: dict[str, dict[str, Any] | None], flags: _Flags) -> None:
-    by_date: dict[str, set[str]] = {}
-    for item in items:
-        by_date.setdefault(item["date_of_service"], set()).add(item["code"])
+        by_date.setdefault(item["date_of_service"], []).append(item)
     for date in sorted(by_date):
         day_key = _k("day", patient, provider, date)
         earlier = ctx.state.get_value(day_key) or []
-        billed = set(earlier) | by_date[date]
-        ctx.state.put_value(day_key, sorted(billed))
+        first_claim = dict(zip(earlier[0::2], earlier[1::2]))
+        for item in by_date[date]:
+            first = first_claim.get(item["code"])
+            if first is None:
+                first_claim[item["code"]] = claim_id
+            else:
+                flags.add("duplicate_claim", sequence=item["sequence"], code=item["code"],
+                          date_of_service=date, first_claim=first)
+        ctx.state.put_value(day_key, [v for pair in sorted(first_claim.items()) for v in pair])
         version = in_force.get(date)
-        if version is None or len(billed) < 2:
+        if version is None or len(first_claim) < 2:
             continue
-        vkey = _version_key(version["version"])
         rules: dict[str, list[str]] | None = None
         reported: set[str] = set()
-        for code in sorted(by_date[date]):
-            names = ctx.state.get_value(_k("bundle", payer, vkey, code))
-            if not names:
-                continue
-            if rules is None:
-                rules = ctx.state.get_value(_k("rules", payer, vkey)) or {}
-            for name in names:
-                together = sorted(billed.intersection(rules.get(name, ())))
+        for code in sorted({item["code"] for item in by_date[date]}):
+            for name in rules_of.get(code, ()):
+                if rules is None:
+                    rules = ctx.state.get_value(_k("rules", payer, _version_key(version["version"]))) or {}
+                together = sorted(set(first_claim).intersection(rules.get(name, ())))
                 if len(together) >= 2 and name not in reported:
                     reported.add(name)
                     flags.add("unbundled_codes", rule=name, codes=together, date_of_service=date,
@@ -421,10 +459,9 @@ def _claim_submit(ctx: TxContext, payload: dict[str, Any]) -> None:
                                              f"{item['date_of_service']} is after the block's date {today}")
     claim_id = ctx.tx.hash[:16].hex()
     flags = _Flags(ctx)
-    _check_duplicates(ctx, claim_id, patient, provider, items, flags)
-    excess, in_force = _check_schedule(ctx, payer, currency, items, flags)
+    excess, in_force, rules_of = _check_schedule(ctx, payer, currency, items, flags)
+    _check_day(ctx, claim_id, payer, patient, provider, items, in_force, rules_of, flags)
     _check_encounter(ctx, payload, provider, flags)
-    _check_bundling(ctx, payer, patient, provider, items, in_force, flags)
     deregistered = ctx.state.get_value(_k("deregistered", patient))
     if deregistered is not None:
         after = sorted({i["date_of_service"] for i in items if i["date_of_service"] > deregistered["date"]})
@@ -432,14 +469,14 @@ def _claim_submit(ctx: TxContext, payload: dict[str, Any]) -> None:
             flags.add("billed_after_deregistration", deregistered=deregistered["date"], dates_of_service=after)
     lines = [{**item, "net": item["quantity"] * item["unit_price"]} for item in sorted(items, key=lambda i: i["sequence"])]
     total = sum(line["net"] for line in lines)
-    claim = {
+    claim: dict[str, Any] = {
         "id": claim_id, "status": "submitted", "provider": provider, "submitted_by": member["id"],
         "payer": payer, "patient": patient, "encounter": payload.get("encounter"), "currency": currency,
         "diagnoses": payload["diagnoses"], "items": lines, "total": total, "allowed": None, "paid": 0,
         "flags": flags.found, "excess_over_schedule": excess, "height": ctx.block.height, "date": today,
         "disputes": [], "history": [{"action": "submitted", "by": member["id"], "height": ctx.block.height}],
     }
-    ctx.state.put_value(_k("claim", claim_id), claim)
+    _save_claim(ctx.state, claim)
     ctx.state.put(_k("patient", patient, claim_id), b"")
     changes = {"claims": 1, "billed": total}
     if flags.found:
@@ -492,7 +529,7 @@ def _adjudicate(ctx: TxContext, payload: dict[str, Any]) -> None:
     claim.update(status=status, allowed=allowed, reason_codes=reasons)
     claim["history"].append({"action": status, "by": member["id"], "height": ctx.block.height,
                              "allowed": allowed, "reason_codes": reasons})
-    ctx.state.put_value(_k("claim", claim["id"]), claim)
+    _save_claim(ctx.state, claim)
     _bump_totals(ctx.state, claim, allowed=allowed, **{f"{status}_claims": 1})
     ctx.emit("billing.claim_adjudicated", claim=claim["id"], status=status, allowed=allowed)
 
@@ -512,7 +549,7 @@ def _pay(ctx: TxContext, payload: dict[str, Any]) -> None:
         claim["status"] = "paid"
     claim["history"].append({"action": "paid", "by": member["id"], "height": ctx.block.height, "amount": amount,
                              "reference": payload.get("reference")})
-    ctx.state.put_value(_k("claim", claim["id"]), claim)
+    _save_claim(ctx.state, claim)
     _bump_totals(ctx.state, claim, paid=amount)
     ctx.emit("billing.claim_paid", claim=claim["id"], amount=amount, owed=claim["allowed"] - claim["paid"])
 
@@ -529,7 +566,7 @@ def _dispute(ctx: TxContext, payload: dict[str, Any]) -> None:
     claim["disputes"].append({"status": "open", "reason": payload["reason"], "height": ctx.block.height,
                               "date": _today(ctx)})
     claim["history"].append({"action": "disputed", "by": claim["patient"], "height": ctx.block.height})
-    ctx.state.put_value(_k("claim", claim["id"]), claim)
+    _save_claim(ctx.state, claim)
     _bump_totals(ctx.state, claim, disputes=1)
     ctx.emit("billing.claim_disputed", claim=claim["id"])
 
@@ -581,17 +618,20 @@ def _resolve(ctx: TxContext, payload: dict[str, Any]) -> None:
     dispute.update(status="resolved", outcome=outcome, note=payload["note"], resolved_by=member["id"],
                    resolved_height=ctx.block.height)
     claim["history"].append({"action": f"dispute_{outcome}", "by": member["id"], "height": ctx.block.height})
-    ctx.state.put_value(_k("claim", claim["id"]), claim)
+    _save_claim(ctx.state, claim)
     ctx.emit("billing.dispute_resolved", claim=claim["id"], outcome=outcome, by=side)
 
 
 def _release_duplicate_keys(state: Overlay, claim: dict[str, Any]) -> None:
     """A withdrawn claim no longer counts: its corrected successor is not a duplicate of it."""
-    own = claim["id"].encode()
-    for item in claim["items"]:
-        key = _k("dup", claim["patient"], claim["provider"], item["code"], item["date_of_service"])
-        if state.get(key) == own:
-            state.delete(key)
+    for date in sorted({item["date_of_service"] for item in claim["items"]}):
+        day_key = _k("day", claim["patient"], claim["provider"], date)
+        earlier = state.get_value(day_key) or []
+        kept = [v for code, first in zip(earlier[0::2], earlier[1::2]) if first != claim["id"] for v in (code, first)]
+        if kept:
+            state.put_value(day_key, kept)
+        else:
+            state.delete(day_key)
 
 
 # --- queries -------------------------------------------------------------------------------------------------
@@ -647,12 +687,11 @@ def _q_report(state: StateReader, params: dict[str, Any], height: int) -> Any:
     sides: dict[str, list[dict[str, Any]]] = {"provider": [], "payer": []}
     flag_counts: dict[str, int] = {}
     for side in sides:
-        for _, raw in state.scan(_k("totals", side) + b"/"):
-            totals = cbor2.loads(raw)
-            for name in ("claims", "billed", "flagged_claims", "flagged_billed", "above_schedule_excess",
-                         "allowed", "paid", "disputes", "approved_claims", "partial_claims", "denied_claims",
-                         "withdrawn_claims"):
-                totals.setdefault(name, 0)
+        prefix = _k("totals", side) + b"/"
+        for key, raw in state.scan(prefix):
+            org, currency = key[len(prefix):].decode().split("/")
+            packed = cbor2.loads(raw)
+            totals = {"org": org, "currency": currency, **dict(zip(TOTALS_LAYOUT, packed)), "flags": packed[-1]}
             sides[side].append(totals)
             if side == "provider":
                 for name, count in totals["flags"].items():

@@ -192,8 +192,8 @@ def test_the_same_code_and_date_twice_in_one_claim_is_a_duplicate(b: Billing) ->
 def test_above_schedule_says_by_how_much(b: Billing) -> None:
     receipt = b.claim(("99213", 3, 12_500, DOS), ("80053", 1, 2_000, DOS))
     [event] = flag_events(receipt, "above_schedule")
-    assert (event["code"], event["max_allowed"], event["excess_per_unit"], event["excess"]) == (
-        "99213", 10_000, 2_500, 7_500)
+    assert (event["code"], event["unit_price"], event["max_allowed"], event["excess"]) == (
+        "99213", 12_500, 10_000, 7_500)
     claim = b.chain.query("billing.claim", claim=claim_id(receipt))
     assert claim["excess_over_schedule"] == 7_500 and claim["flags"][0]["flag"] == "above_schedule"
     provider = next(p for p in b.chain.query("billing.report")["providers"] if p["org"] == "st-mary")
@@ -205,7 +205,7 @@ def test_schedule_versions_apply_by_date_of_service(b: Billing) -> None:
                                                    "entries": [{"code": "99213", "max_amount": 8_000}]})
     assert b.claim(("99213", 1, 9_000, "2025-12-01"), encounter=None)["flags"] == ["no_anchored_encounter"]
     receipt = b.claim(("99213", 1, 9_000, DOS))
-    assert flag_events(receipt, "above_schedule")[0]["schedule_version"] == 2
+    assert flag_events(receipt, "above_schedule")[0]["max_allowed"] == 8_000  # version 2's maximum
     before = b.chain.query("billing.schedule", payer="acme-health", date="2025-06-01", code="99213")
     assert before["in_force"] == 1 and before["max_amount"] == 10_000
 
