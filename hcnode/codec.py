@@ -46,11 +46,43 @@ DEFAULT_LIMITS = DecodeLimits()
 
 
 def encode(value: Any) -> bytes:
-    """The canonical (RFC 8949 core deterministic) encoding of ``value``."""
+    """The canonical (RFC 8949 core deterministic) encoding of ``value``.
+
+    Refuses anything outside the data model (floats, non-text map keys, bignums,
+    sets ...), so nothing is ever written that ``decode`` would reject, and the
+    length-first key order of cbor2 stays equal to RFC 8949's bytewise order.
+    """
+    _check_encodable(value)
     try:
         return cbor2.dumps(value, canonical=True)
     except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
         raise CodecError(f"cannot encode: {exc}") from None
+
+
+_LEAVES = frozenset((str, bytes, bool, type(None)))
+
+
+def _check_encodable(value: Any) -> None:
+    # Leaves are checked inline, without a call: this runs on every state write and state root.
+    kind = type(value)
+    if kind in _LEAVES:
+        return
+    if kind is int:
+        if not INT_MIN <= value <= INT_MAX:
+            raise CodecError(f"cannot encode: integer {value} is outside the 64-bit range")
+    elif kind is list or kind is tuple:
+        for item in value:
+            if type(item) not in _LEAVES:
+                _check_encodable(item)
+    elif kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise CodecError(f"cannot encode: map key {key!r} is not text")
+            if type(item) not in _LEAVES:
+                _check_encodable(item)
+    else:
+        raise CodecError(f"cannot encode a {kind.__name__}: only int, bytes, text, list, text-keyed map, "
+                         "bool and null are allowed")
 
 
 def _reject_tag(decoder: Any, tag: Any) -> Any:

@@ -224,6 +224,11 @@ def parse_config(text: str, path: Path) -> Config:
         org.done()
     if len({o.id for o in orgs}) != len(orgs):
         raise ConfigError("genesis.orgs: an organisation id is used twice")
+    identity_keys = list(admins) + [key for org in orgs for key in org.admins]
+    reused = sorted({key for key in identity_keys if identity_keys.count(key) > 1})
+    if reused:
+        raise ConfigError(f"genesis: key {reused[0]} is given to two identities (consortium admins and "
+                          "organisation admins each need their own key)")
     gen.done()
     root.done()
     uses_dev = any(ref.startswith("dev:") for ref in admins + validators + tuple(a for o in orgs for a in o.admins))

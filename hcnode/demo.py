@@ -25,10 +25,10 @@ from typing import Any
 
 from hcnode import crypto
 from hcnode.apps.registry import patient_id, rotation_proof
-from hcnode.chain import build_tx, merkle
-from hcnode.chain.block import BLOCK_PURPOSE, BlockHeader
+from hcnode.chain import build_tx
 from hcnode.node.daemon import write_node_key
 from hcnode.wallet.client import RpcCallError, RpcClient
+from hcnode.wallet.proofs import verify_tx_proof
 
 __all__ = ["run_demo", "Story", "CHAPTERS", "start_node_process"]
 
@@ -128,22 +128,15 @@ def chapter_proof(story: Story) -> None:
     _say("4. Proof: anyone can check that Dr Okafor's onboarding is in a block signed by the validator.")
     receipt = story.results["member_tx"]
     proof = story.query("tx.proof", tx=receipt["tx"])
+    checks = verify_tx_proof(proof, receipt["tx"])
     header = proof["header"]
-    tx = bytes.fromhex(proof["tx"])
-    path = [bytes.fromhex(p) for p in proof["path"]]
-    included = merkle.verify_proof(tx, proof["index"], proof["size"], path, bytes.fromhex(header["tx_root"]))
-    rebuilt = BlockHeader(header["chain_id"], header["height"], bytes.fromhex(header["prev_hash"]),
-                          header["time_ms"], bytes.fromhex(header["tx_root"]),
-                          bytes.fromhex(header["receipt_root"]), bytes.fromhex(header["state_root"]),
-                          bytes.fromhex(header["proposer"]))
-    signed = crypto.verify(rebuilt.proposer, bytes.fromhex(header["signature"]), CHAIN_ID, BLOCK_PURPOSE,
-                           rebuilt.encode())
-    _say(f"    tx {hashlib.sha256(tx).hexdigest()[:16]}… at block {proof['height']} index {proof['index']}: "
-         f"Merkle path of {len(path)} hashes -> tx_root {'matches' if included else 'DOES NOT MATCH'}")
+    _say(f"    tx {receipt['tx'][:16]}… at block {proof['height']} index {proof['index']}: Merkle path of "
+         f"{len(proof['path'])} hashes -> tx_root {'matches' if checks['merkle path to tx_root'] else 'DOES NOT MATCH'}; "
+         f"its receipt -> receipt_root {'matches' if checks['merkle path to receipt_root'] else 'DOES NOT MATCH'}")
     _say(f"    block {header['hash'][:16]}… signed by validator {header['proposer'][:16]}…: "
-         f"{'signature valid' if signed else 'SIGNATURE INVALID'}")
-    if not (included and signed):
-        raise RuntimeError("the proof did not verify")
+         f"{'signature valid' if checks['block signature'] else 'SIGNATURE INVALID'}")
+    if not all(checks.values()):
+        raise RuntimeError(f"the proof did not verify: {checks}")
     _say()
 
 

@@ -26,7 +26,7 @@ State keys (values canonical CBOR):
     registry/admins                 {keys, threshold}
     registry/org/<org>              {id, name, kind, since, revoked_from?}
     registry/member/<org>/<name>    {id, org, name, roles, key, keys: [history], since, revoked_from?}
-    registry/key/<pubkey>           {identity, kind: member|patient, since, revoked_from?, reason?}
+    registry/key/<pubkey>           {identity, kind: member|patient|consortium_admin, since, revoked_from?, reason?}
     registry/patient/<id>           {id, key, since, keys: [history]}
     registry/proposal/<id>          {id, action, proposer, approvals, height, expires, status}
     registry/validator/<pubkey>     {key, since, revoked_from?}
@@ -53,6 +53,7 @@ __all__ = [
     "require_role",
     "require_consortium_admin",
     "require_identity",
+    "is_validator",
     "identity_of",
     "patient_id",
     "rotation_proof",
@@ -119,6 +120,11 @@ def identity_of(state: StateReader | Overlay, key: bytes, height: int) -> dict[s
     return key_record  # type: ignore[no-any-return]
 
 
+def is_validator(state: StateReader | Overlay, key: bytes, height: int) -> bool:
+    """Is ``key`` an active validator at ``height``? (For checking block proposers.)"""
+    return _active(read_value(state, _k("validator", key)), height)
+
+
 def require_identity(ctx: TxContext) -> dict[str, Any]:
     record = identity_of(ctx.state, ctx.sender, ctx.block.height)
     if record is None:
@@ -169,6 +175,9 @@ def require_consortium_admin(ctx: TxContext) -> None:
 
 def _genesis(state: Overlay, genesis: Genesis) -> None:
     state.put_value(_k("admins"), {"keys": list(genesis.admins), "threshold": genesis.admin_threshold})
+    for i, key in enumerate(genesis.admins):
+        # Recorded like any other key, so an admin key is never reused as a member or patient key.
+        _claim_key(state, key, f"consortium/admin-{i + 1}", "consortium_admin", 0)
     for key in genesis.validators:
         state.put_value(_k("validator", key), {"key": key, "since": 0})
     for org in genesis.orgs:
@@ -242,6 +251,8 @@ def _check_action(state: Overlay, action: dict[str, Any], height: int) -> None:
         if kind == "org_reinstate" and org.get("revoked_from") is None:
             raise Rejected("not_suspended", f"organisation {action['org']!r} is not suspended")
     elif kind == "validator_add":
+        if not crypto.public_key_ok(action["key"]):
+            raise Rejected("bad_key", "the validator key is not a valid compressed secp256k1 public key")
         validator = state.get_value(_k("validator", action["key"]))
         if validator is not None and validator.get("revoked_from") is None:
             raise Rejected("validator_exists", "this key is already an active validator")
@@ -375,6 +386,8 @@ def _switch_key(state: Overlay, record_key: bytes, record: dict[str, Any], new_k
 
 def _key_rotate(ctx: TxContext, payload: dict[str, Any]) -> None:
     identity = require_identity(ctx)
+    if identity["kind"] == "consortium_admin":
+        raise Rejected("not_rotatable", "consortium admin keys are set in genesis and change only by governance")
     new_key = payload["new_key"]
     message = codec.encode([ctx.sender, new_key])
     if not crypto.verify(new_key, payload["proof"], ctx.block.chain_id, ROTATE_PURPOSE, message):

@@ -110,7 +110,11 @@ def execute(
         except Exception as exc:  # an app bug must not stop the chain; every node rejects alike
             code, message = "app_error", f"{type(exc).__name__}: {exc}"
         flags = ctx.flags if ctx is not None else []
-        events = ctx.events if ctx is not None and code is None else []
+        events: list[dict[str, Any]] = []
+        if ctx is not None:
+            # A rejected transaction leaves no events but its flags' details: an attempt can itself be
+            # the evidence (a second dispense of one serial is a clone alert).
+            events = ctx.events if code is None else [e for e in ctx.events if e["kind"] == "flag"]
         receipts.append(_receipt(tx_hash, info, index, code, message, flags, events))
     encoded = [codec.encode(r) for r in receipts]
     writes = block_state.writes

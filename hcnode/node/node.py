@@ -76,6 +76,9 @@ class Node:
         else:
             log.info("resuming chain %s at height %d, head %s", self.chain_id, self.store.height,
                      self.store.head.hex())
+        head = self.block_at(self.store.height or 0)
+        assert head is not None
+        self._head: BlockHeader = head.header
         if genesis.validators and self.key.public not in genesis.validators:
             log.warning("this node's key %s is not a genesis validator", self.key.public.hex())
 
@@ -163,14 +166,13 @@ class Node:
             if len(self.mempool):
                 await trio.sleep(self.config.block.interval_ms / 1000)  # only nonce gaps wait; don't spin
             return
-        previous = self.store.height or 0
-        prev_block = decode_block(self.store.block_bytes(previous) or b"", max_bytes=1 << 30)
-        time_ms = max(int(time.time() * 1000), prev_block.header.time_ms)
-        info = BlockInfo(self.chain_id, previous + 1, time_ms, self.key.public)
+        head = self._head
+        time_ms = max(int(time.time() * 1000), head.time_ms)  # leader time never runs backwards
+        info = BlockInfo(self.chain_id, head.height + 1, time_ms, self.key.public)
         raw_txs = [tx.raw for tx in chosen]
         verified = {tx.hash: tx for tx in chosen}
         result = execute(self.store, self.apps, info, raw_txs, self.store.state_root, self.exec_limits, verified)
-        header = BlockHeader(self.chain_id, info.height, prev_block.hash, time_ms, result.tx_root,
+        header = BlockHeader(self.chain_id, info.height, head.hash, time_ms, result.tx_root,
                              result.receipt_root, result.state_root, self.key.public)
         block = sign_block(self.key, header, raw_txs)
         await self.commit(block, result)
@@ -184,6 +186,7 @@ class Node:
     async def commit(self, block: Block, result: Any) -> None:
         # plyvel blocks while it syncs; a worker thread keeps the RPC loop serving meanwhile.
         await trio.to_thread.run_sync(self.store.commit_block, block, result)
+        self._head = block.header
         async with self._committed:
             self._committed.notify_all()
 
@@ -196,6 +199,7 @@ class Node:
             log.critical("STATE DIVERGED, not applying further blocks: %s", exc)
             raise
         self.store.commit_block(block, result)
+        self._head = block.header
 
     # --- reads -------------------------------------------------------------------------------
 

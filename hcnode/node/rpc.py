@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket as stdsocket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 
 import trio
 
+from hcnode import codec
 from hcnode.chain import Rejected
 from hcnode.chain import merkle
 from hcnode.chain.schema import Bytes, Optional, Spec
@@ -84,12 +86,7 @@ class Params:
 
     def hex(self, name: str, *, size: int | None = None, max_len: int | None = None) -> bytes:
         value = self.raw.get(name)
-        if not isinstance(value, str):
-            raise RpcError(INVALID_PARAMS, f"{name}: expected a hex string, got {_json_type(value)}")
-        try:
-            data = bytes.fromhex(value)
-        except ValueError:
-            raise RpcError(INVALID_PARAMS, f"{name}: not valid hex") from None
+        data = _from_hex(value, name)
         if size is not None and len(data) != size:
             raise RpcError(INVALID_PARAMS, f"{name}: expected {size} bytes, got {len(data)}")
         if max_len is not None and len(data) > max_len:
@@ -108,6 +105,12 @@ class Params:
             raise RpcError(INVALID_PARAMS, f"{name}: {value} outside {low}..{high}")
         return value
 
+    def bool(self, name: str, *, default: bool) -> bool:
+        value = self.raw.get(name, default)
+        if type(value) is not bool:
+            raise RpcError(INVALID_PARAMS, f"{name}: expected true or false, got {_json_type(value)}")
+        return value
+
     def list(self, name: str, max_items: int) -> list[Any]:
         value = self.raw.get(name)
         if not isinstance(value, list):
@@ -115,6 +118,18 @@ class Params:
         if len(value) > max_items:
             raise RpcError(INVALID_PARAMS, f"{name}: {len(value)} items, limit {max_items}")
         return value
+
+
+_HEX = re.compile(r"(?:[0-9a-f]{2})*")
+
+
+def _from_hex(value: Any, name: str) -> bytes:
+    """Bytes from lower-case hex, the one form the protocol allows (no case or spacing variants)."""
+    if not isinstance(value, str):
+        raise RpcError(INVALID_PARAMS, f"{name}: expected a hex string, got {_json_type(value)}")
+    if _HEX.fullmatch(value) is None:
+        raise RpcError(INVALID_PARAMS, f"{name}: not lower-case hex of whole bytes")
+    return bytes.fromhex(value)
 
 
 def _json_type(value: Any) -> str:
@@ -275,12 +290,7 @@ class RpcServer:
         items = params.list("txs", self.limits.rpc_batch_txs)
         decoded: list[bytes] = []
         for i, item in enumerate(items):
-            if not isinstance(item, str):
-                raise RpcError(INVALID_PARAMS, f"txs[{i}]: expected a hex string, got {_json_type(item)}")
-            try:
-                decoded.append(bytes.fromhex(item))
-            except ValueError:
-                raise RpcError(INVALID_PARAMS, f"txs[{i}]: not valid hex") from None
+            decoded.append(_from_hex(item, f"txs[{i}]"))
         results = []
         for outcome in await self.node.submit_many(decoded):
             if isinstance(outcome, Rejected):
@@ -308,18 +318,22 @@ class RpcServer:
         height, index = location
         block = self.node.block_at(height)
         assert block is not None
+        receipts = self.node.store.block_receipts(height)
         return {
             "tx": block.txs[index],
             "height": height,
             "index": index,
             "size": len(block.txs),
             "path": merkle.proof(block.txs, index),
+            "receipt": codec.decode(receipts[index]),
+            "receipt_cbor": receipts[index],
+            "receipt_path": merkle.proof(receipts, index),
             "header": _header_json(block),
-            "receipt": self.node.tx_status(tx_hash).get("receipt"),
         }
 
     async def block_get(self, raw: Any) -> Any:
         params = Params(raw, ("height", "hash", "txs"))
+        with_txs = params.bool("txs", default=False)
         if params.has("height") == params.has("hash"):
             raise RpcError(INVALID_PARAMS, "give exactly one of height or hash")
         if params.has("hash"):
@@ -333,7 +347,7 @@ class RpcServer:
             raise RpcError(NOT_FOUND, f"no block at height {height} (head is {self.node.store.height})")
         out = _header_json(block)
         out["tx_hashes"] = [hashlib.sha256(tx).digest() for tx in block.txs]
-        if raw and raw.get("txs") is True:
+        if with_txs:
             out["txs"] = list(block.txs)
         return out
 

@@ -7,7 +7,7 @@ Layout (one LevelDB, prefixes):
     m/height   8-byte height of the last applied block      m/head   its hash
     m/root     its state root                               m/genesis  the genesis document
     b/<8-byte height>  block bytes                          h/<hash>   8-byte height
-    t/<tx hash>        [height, index]                      r/<tx hash> receipt
+    t/<tx hash>        [height, index]                      r/<8-byte height><4-byte index> receipt
     s/<state key>      state value
 Every block, with its index entries, receipts, state writes and the new
 height, goes in ONE write batch written with sync=True. LevelDB applies a batch
@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import cbor2
 import plyvel
 
 from hcnode import codec
@@ -89,11 +90,18 @@ class Store:
         raw = self.db.get(b"t/" + tx_hash)
         if raw is None:
             return None
-        height, index = codec.decode(raw)
+        height, index = cbor2.loads(raw)  # our own write: the fast trusted decoder
         return height, index
 
     def receipt_bytes(self, tx_hash: bytes) -> bytes | None:
-        return self.db.get(b"r/" + tx_hash)  # type: ignore[no-any-return]
+        location = self.tx_location(tx_hash)
+        if location is None:
+            return None
+        return self.db.get(b"r/" + _height(location[0]) + location[1].to_bytes(4, "big"))  # type: ignore[no-any-return]
+
+    def block_receipts(self, height: int) -> list[bytes]:
+        """Every receipt of a block in order: the leaves of its receipt_root."""
+        return [value for _, value in self.db.iterator(prefix=b"r/" + _height(height))]
 
     def commit_block(self, block: Block, execution: Execution, genesis_document: bytes | None = None) -> None:
         """Write the block and everything it changes atomically and durably."""
@@ -107,12 +115,13 @@ class Store:
             batch.put(b"h/" + block_hash, _height(header.height))
             height = header.height
             db_get, put = self.db.get, batch.put
+            position = b"r/" + _height(height)
             for index, (tx_hash, receipt) in enumerate(zip(execution.tx_hashes, execution.encoded_receipts)):
+                put(position + index.to_bytes(4, "big"), receipt)
                 # A replayed transaction (same hash) gets a rejected receipt in its block, but the
                 # index keeps pointing at the first inclusion, the one that counted.
                 if db_get(b"t/" + tx_hash) is None:
                     put(b"t/" + tx_hash, codec.encode([height, index]))
-                    put(b"r/" + tx_hash, receipt)
             for key, value in execution.writes.items():
                 if value is None:
                     batch.delete(b"s/" + key)

@@ -38,14 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hcnode import crypto
+from hcnode import codec, crypto
 from hcnode.apps import default_apps
 from hcnode.apps.registry import patient_id, rotation_proof
-from hcnode.chain import AppSet, Rejected, build_tx, merkle
-from hcnode.chain.block import BLOCK_PURPOSE, BlockHeader
+from hcnode.chain import AppSet, Rejected, build_tx
 from hcnode.chain.schema import Bool, Bytes, Int, ListOf, OneOf, Optional, Record, Spec
 from hcnode.wallet import reports
 from hcnode.wallet.client import RpcCallError, RpcClient
+from hcnode.wallet.proofs import verify_tx_proof
 from hcnode.wallet.keystore import NAME as KEY_NAME
 from hcnode.wallet.keystore import Keystore, KeystoreError
 
@@ -564,7 +564,7 @@ def _tx_wait(ctx: Context, tx_hash: str, args: argparse.Namespace) -> Output:
 
 def _tx_proof(ctx: Context, tx_hash: str, args: argparse.Namespace) -> Output:
     proof = ctx.call("tx.proof", tx=tx_hash)
-    checks = verify_tx_proof(proof, tx_hash)
+    checks = _checked_proof(proof, tx_hash)
     failed = [name for name, ok in checks.items() if not ok]
     header = proof["header"]
     data = {**proof, "checks": checks, "verified": not failed}
@@ -579,28 +579,10 @@ def _tx_proof(ctx: Context, tx_hash: str, args: argparse.Namespace) -> Output:
     return Output(data, EXIT_OK, lines + ["proof verified"])
 
 
-def verify_tx_proof(proof: dict[str, Any], tx_hash: str) -> dict[str, bool]:
-    """Check a tx.proof answer locally: the leaf is this tx, the path leads to the header's tx_root,
-    the header hashes to the block hash and (after genesis) carries the proposer's signature."""
+def _checked_proof(proof: dict[str, Any], tx_hash: str) -> dict[str, bool]:
     try:
-        header = proof["header"]
-        tx = bytes.fromhex(proof["tx"])
-        path = [bytes.fromhex(p) for p in proof["path"]]
-        rebuilt = BlockHeader(header["chain_id"], header["height"], bytes.fromhex(header["prev_hash"]),
-                              header["time_ms"], bytes.fromhex(header["tx_root"]),
-                              bytes.fromhex(header["receipt_root"]), bytes.fromhex(header["state_root"]),
-                              bytes.fromhex(header["proposer"]))
-        checks = {
-            "tx hash": hashlib.sha256(tx).hexdigest() == tx_hash,
-            "merkle path to tx_root": merkle.verify_proof(tx, proof["index"], proof["size"], path,
-                                                          rebuilt.tx_root),
-            "block hash": rebuilt.hash.hex() == header["hash"] and proof["height"] == rebuilt.height,
-        }
-        if rebuilt.height > 0:
-            checks["block signature"] = crypto.verify(rebuilt.proposer, bytes.fromhex(header["signature"]),
-                                                      rebuilt.chain_id, BLOCK_PURPOSE, rebuilt.encode())
-        return checks
-    except (KeyError, TypeError, ValueError) as exc:
+        return verify_tx_proof(proof, tx_hash)
+    except (KeyError, TypeError, ValueError, codec.CodecError) as exc:
         raise WalletError(f"tx.proof: malformed answer from the node ({type(exc).__name__}: {exc})",
                           EXIT_FAILED) from None
 

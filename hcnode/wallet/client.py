@@ -29,7 +29,8 @@ class RpcCallError(Exception):
 
 
 class RpcClient:
-    def __init__(self, path: str | Path, timeout: float = 60.0) -> None:
+    def __init__(self, path: str | Path, timeout: float = 90.0) -> None:
+        # longer than the node's longest tx.wait (60 s), so a full wait never times out here first
         self.path = str(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)

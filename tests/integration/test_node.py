@@ -22,11 +22,12 @@ import pytest
 
 from hcnode import codec, crypto
 from hcnode.apps import default_apps
-from hcnode.chain import Block, BlockHeader, MemoryState, apply_block, build_tx, genesis_block, merkle
+from hcnode.chain import Block, MemoryState, apply_block, build_tx, genesis_block
 from hcnode.config import load_config
 from hcnode.node.daemon import load_node_key, resolve_genesis
 from hcnode.wallet.client import RpcCallError, RpcClient
 from hcnode.wallet.keystore import Keystore
+from hcnode.wallet.proofs import header_from_json, verify_tx_proof
 
 pytestmark = pytest.mark.slow
 
@@ -66,11 +67,7 @@ def replayed_state_root(node) -> tuple[bytes, int]:
             block_json = client.call("block.get", height=height, txs=True)
             txs = tuple(bytes.fromhex(t) for t in block_json["txs"])
             header = block_json
-            block = Block(BlockHeader(header["chain_id"], header["height"], bytes.fromhex(header["prev_hash"]),
-                                      header["time_ms"], bytes.fromhex(header["tx_root"]),
-                                      bytes.fromhex(header["receipt_root"]), bytes.fromhex(header["state_root"]),
-                                      bytes.fromhex(header["proposer"])),
-                          bytes.fromhex(header["signature"]), txs)
+            block = Block(header_from_json(header), bytes.fromhex(header["signature"]), txs)
             assert block.hash.hex() == header["hash"]
             assert block.signature_ok(), f"block {height} signature"
             result = apply_block(state, apps, block, root)  # raises on any root mismatch
@@ -90,9 +87,9 @@ def test_committed_tx_has_receipt_block_and_verifiable_proof(dev_node):
         assert receipt["status"] == "ok"
         assert client.call("tx.get", tx=receipt["tx"])["receipt"] == receipt
         proof = client.call("tx.proof", tx=receipt["tx"])
-        tx = bytes.fromhex(proof["tx"])
-        path = [bytes.fromhex(p) for p in proof["path"]]
-        assert merkle.verify_proof(tx, proof["index"], proof["size"], path, bytes.fromhex(proof["header"]["tx_root"]))
+        checks = verify_tx_proof(proof, receipt["tx"])
+        assert checks and all(checks.values()), checks
+        assert proof["receipt"] == receipt
         by_hash = client.call("block.get", hash=proof["header"]["hash"])
         assert by_hash["height"] == receipt["height"] and receipt["tx"] in by_hash["tx_hashes"]
         assert client.call("registry.member", member="st-mary/dr-ng")["roles"] == ["clinician"]
