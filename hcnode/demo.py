@@ -10,6 +10,7 @@ Each domain app adds a chapter: a function ``chapter(story)`` appended to
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import shutil
@@ -141,6 +142,24 @@ def chapter_proof(story: Story) -> None:
     _say()
 
 
+def _add_org(story: Story, org: str, name: str, kind: str) -> None:
+    """Governance as in chapter 1: one admin proposes, a second approves (2 of 3)."""
+    receipt = story.act("admin-1", "registry.propose", {"action": {
+        "kind": "org_add", "org": org, "name": name, "org_kind": kind, "admins": [story.key(f"{org}-admin").public]}})
+    proposal = next(e for e in receipt["events"] if e["kind"] == "registry.proposed")["proposal"]
+    story.act("admin-2", "registry.approve", {"proposal": proposal})
+
+
+def _chain_date(story: Story, days: int = 0) -> datetime.date:
+    """The head block's date (the chain's "today") plus ``days``: the demo's dates follow block time."""
+    time_ms = story.query("block.head")["time_ms"]
+    return datetime.date(1970, 1, 1) + datetime.timedelta(days=time_ms // 86_400_000 + days)
+
+
+def _flag_details(receipt: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [e for e in receipt["events"] if e["kind"] == "flag" and e["flag"] == name]
+
+
 def _signed_query(story: Story, method: str, who: str, **params: Any) -> Any:
     """A query signed by ``who`` (the drugs app's caller proof), so entitled callers see trails."""
     key = story.key(who)
@@ -152,17 +171,12 @@ def _signed_query(story: Story, method: str, who: str, **params: Any) -> Any:
 
 def chapter_drugs(story: Story) -> None:
     _say("5. Drug traceability: a pack from Acme's line to a patient, a cloned serial, and a recall.")
-    for org, kind, admin in (("medsupply", "wholesaler", "medsupply-admin"),
-                             ("eastside-pharmacy", "pharmacy", "eastside-admin")):
-        receipt = story.act("admin-1", "registry.propose", {"action": {
-            "kind": "org_add", "org": org, "name": org.replace("-", " ").title(), "org_kind": kind,
-            "admins": [story.key(admin).public]}})
-        proposal = next(e for e in receipt["events"] if e["kind"] == "registry.proposed")["proposal"]
-        story.act("admin-2", "registry.approve", {"proposal": proposal})
+    _add_org(story, "medsupply", "Medsupply", "wholesaler")
+    _add_org(story, "eastside-pharmacy", "Eastside Pharmacy", "pharmacy")
     for who, member, roles in (("acme-admin", "acme-pharma/admin-1", ["admin", "supply_chain"]),
                                ("medsupply-admin", "medsupply/admin-1", ["admin", "supply_chain"]),
                                ("northside-admin", "northside-pharmacy/admin-1", ["admin", "dispenser", "supply_chain"]),
-                               ("eastside-admin", "eastside-pharmacy/admin-1", ["admin", "dispenser", "supply_chain"])):
+                               ("eastside-pharmacy-admin", "eastside-pharmacy/admin-1", ["admin", "dispenser", "supply_chain"])):
         story.act(who, "registry.member_roles", {"member": member, "roles": roles})
     gtin = "09506000134352"
     case = "106141410000000019"
@@ -180,7 +194,7 @@ def chapter_drugs(story: Story) -> None:
     story.act("medsupply-admin", "drugs.receive", {"containers": [case]})
     story.act("medsupply-admin", "drugs.ship", {"to": "northside-pharmacy", "containers": [case]})
     _say("   A pharmacy that was not the addressee cannot receive it:")
-    story.act("eastside-admin", "drugs.receive", {"containers": [case]}, expect="rejected")
+    story.act("eastside-pharmacy-admin", "drugs.receive", {"containers": [case]}, expect="rejected")
     story.act("northside-admin", "drugs.receive", {"containers": [case]})
     story.act("northside-admin", "drugs.disaggregate", {"container": case})
     patient = patient_id(story.key("patient").public)
@@ -201,7 +215,7 @@ def chapter_drugs(story: Story) -> None:
          f"additionalInfo={scan.get('additionalInfo')})")
     if scan["verdict"] != "ALREADY_DISPENSED":
         raise RuntimeError(f"expected ALREADY_DISPENSED, got {scan['verdict']}")
-    receipt = story.act("eastside-admin", "drugs.dispense", {"gtin": gtin, "serial": "P0001", "patient": patient,
+    receipt = story.act("eastside-pharmacy-admin", "drugs.dispense", {"gtin": gtin, "serial": "P0001", "patient": patient,
                                                              "prescription": bytes(32)})
     refused = next(e for e in receipt["events"] if e["kind"] == "drugs.refused")
     _say(f"            -> the dispense is refused ({refused['code']}) and recorded as a clone alert")
@@ -217,8 +231,128 @@ def chapter_drugs(story: Story) -> None:
     _say()
 
 
+def chapter_billing(story: Story) -> None:
+    _say("6. Billing: an insurer joins, publishes its fee schedule; St Mary's bills; the chain flags what is off.")
+    _add_org(story, "acme-health", "Acme Health Insurance", "insurer")
+    story.act("acme-health-admin", "registry.member_add", {"org": "acme-health", "name": "schedules",
+                                                           "key": story.key("schedules").public,
+                                                           "roles": ["fee_schedule_manager"]})
+    story.act("acme-health-admin", "registry.member_add", {"org": "acme-health", "name": "adjuster",
+                                                           "key": story.key("adjuster").public,
+                                                           "roles": ["claims_adjuster"]})
+    story.act("stmary-admin", "registry.member_add", {"org": "st-mary", "name": "billing-desk",
+                                                      "key": story.key("billing-desk").public,
+                                                      "roles": ["billing_clerk"]})
+    story.act("schedules", "billing.schedule_publish", {
+        "version": 1, "effective_from": "2025-01-01", "currency": "USD",
+        "entries": [{"code": "99213", "max_amount": 10_000}, {"code": "80053", "max_amount": 2_000},
+                    {"code": "36415", "max_amount": 500}],
+        "bundling_rules": [{"name": "venipuncture-with-panel", "codes": ["80053", "36415"]}]})
+    _say("            -> Acme Health's schedule v1: office visit 99213 up to $100.00, metabolic panel 80053 "
+         "up to $20.00 (amounts are integer cents)")
+    patient = patient_id(story.key("patient").public)
+    visit = (_chain_date(story, -3)).isoformat()
+    encounter = hashlib.sha256(b"st-mary encounter 2291 (the record stays in the hospital's system)").digest()
+    story.act("billing-desk", "billing.encounter_anchor", {"patient": patient, "encounter": encounter,
+                                                           "date": visit})
+    _say(f"   The hospital anchors the visit of {visit} (a hash and the pseudonymous id, no PHI) and bills it.")
+
+    def claim(code: str, cents: int, *, expect_flags: tuple[str, ...] = ()) -> str:
+        receipt = story.act("billing-desk", "billing.claim_submit", {
+            "patient": patient, "payer": "acme-health", "encounter": encounter, "currency": "USD",
+            "diagnoses": ["E11.9"], "items": [{"sequence": 1, "code": code, "quantity": 1, "unit_price": cents,
+                                               "date_of_service": visit}]})
+        if tuple(receipt["flags"]) != expect_flags:
+            raise RuntimeError(f"expected flags {expect_flags}, got {receipt['flags']}")
+        return next(e for e in receipt["events"] if e["kind"] == "billing.claim_submitted")["claim"]
+
+    first = claim("99213", 9_500)
+    _say("   The same visit is billed again a few minutes later: accepted, but flagged for everyone to see.")
+    duplicate = claim("99213", 9_500, expect_flags=("duplicate_claim",))
+    _say(f"            duplicate of claim {first[:12]}… (same patient, provider, code 99213, date {visit})")
+    _say("   A metabolic panel billed at $35.00 against a $20.00 schedule maximum:")
+    above = claim("80053", 3_500, expect_flags=("above_schedule",))
+    detail = story.query("billing.claim", claim=above)["flags"][0]
+    _say(f"            above schedule by {detail['excess']} cents (max {detail['max_allowed']}, "
+         f"billed {detail['unit_price']})")
+    story.act("adjuster", "billing.claim_adjudicate", {"claim": first, "decision": "approve"})
+    story.act("adjuster", "billing.claim_adjudicate", {"claim": above, "decision": "partial",
+                                                       "allowed_amount": 2_000, "reason_codes": ["CO-45"]})
+    story.act("adjuster", "billing.claim_pay", {"claim": first, "amount": 9_500, "reference": "EFT-20931"})
+    _say("   The patient sees every claim in their name and disputes the duplicate with their own key;")
+    _say("   the hospital withdraws it. Only the payer's adjuster could adjudicate; a clerk cannot:")
+    story.act("billing-desk", "billing.claim_adjudicate", {"claim": duplicate, "decision": "approve"},
+              expect="rejected")
+    story.act("patient", "billing.claim_dispute", {"claim": duplicate, "reason": "one visit, billed twice"})
+    story.act("billing-desk", "billing.dispute_resolve", {"claim": duplicate, "outcome": "withdrawn",
+                                                          "note": "duplicate submission"})
+    claims = story.query("billing.patient_claims", patient=patient)["claims"]
+    _say("            -> the patient's claims: " + "; ".join(
+        f"{c['items'][0]['code']} {c['total']}c {c['status']}" + (f" [{', '.join(f['flag'] for f in c['flags'])}]"
+                                                                  if c["flags"] else "") for c in claims))
+    report = story.query("billing.report")
+    provider = next(p for p in report["providers"] if p["org"] == "st-mary")
+    _say(f"            -> report: St Mary's billed {provider['billed']}c in {provider['claims']} claims, "
+         f"{provider['flagged_claims']} flagged ({provider['flagged_billed']}c); top flags "
+         + ", ".join(f"{f['flag']} {f['claims']}" for f in report["top_flags"]))
+    _say()
+
+
+def chapter_trials(story: Story) -> None:
+    _say("7. Clinical trials: a sponsor registers trials; outcome switching and overdue results become visible.")
+    _add_org(story, "helix-trials", "Helix Trials", "sponsor")
+    story.act("helix-trials-admin", "registry.member_add", {"org": "helix-trials", "name": "lead",
+                                                            "key": story.key("trial-lead").public,
+                                                            "roles": ["trial_sponsor"]})
+    story.act("stmary-admin", "registry.member_add", {"org": "st-mary", "name": "dr-ng",
+                                                      "key": story.key("dr-ng").public, "roles": ["investigator"]})
+    completion = _chain_date(story, 180).isoformat()
+    story.act("trial-lead", "trials.register", {
+        "registry_id": "NCT90000001", "title": "Drug X versus placebo in type 2 diabetes",
+        "protocol_hash": hashlib.sha256(b"protocol v1").digest(),
+        "primary_outcomes": [{"measure": "HbA1c change from baseline", "time_frame": "26 weeks"}],
+        "secondary_outcomes": [{"measure": "Body weight change", "time_frame": "26 weeks"}],
+        "planned_enrolment": 300, "primary_completion": completion, "sites": ["st-mary"]})
+    _say(f"   NCT90000001 is registered before anyone is enrolled; primary completion {completion}.")
+    patient = patient_id(story.key("patient").public)
+    story.act("dr-ng", "trials.enrol", {"trial": "NCT90000001", "participant": patient,
+                                        "consent_version": hashlib.sha256(b"consent form v1").digest()})
+    snapshot = b"participant,visit,hba1c\n1,baseline,8.1\n"
+    story.act("dr-ng", "trials.commit_dataset", {"trial": "NCT90000001", "label": "baseline export",
+                                                 "dataset_hash": hashlib.sha256(snapshot).digest()})
+    _say("   After the first enrolment the sponsor swaps the primary outcome: allowed, versioned, and flagged.")
+    receipt = story.act("trial-lead", "trials.amend", {
+        "trial": "NCT90000001", "reason": "the glucose sensor arm is easier to run",
+        "changes": {"primary_outcomes": [{"measure": "Fasting glucose change", "time_frame": "12 weeks"}]}})
+    switch = _flag_details(receipt, "outcome_switch")[0]
+    _say(f"            old: {switch['old'][0]}")
+    _say(f"            new: {switch['new'][0]}")
+    _say("   The participant withdraws with her own key; nobody else can do it for her.")
+    story.act("dr-ng", "trials.withdraw", {"trial": "NCT90000001"}, expect="rejected")
+    story.act("patient", "trials.withdraw", {"trial": "NCT90000001"})
+    check = story.query("trials.verify_dataset", trial="NCT90000001",
+                        dataset_hash=hashlib.sha256(snapshot).hexdigest())
+    _say(f"            -> the baseline export verifies against commitment {check['commitment']['seq']}: "
+         f"{'yes' if check['committed'] else 'NO'}")
+    _say("   Overdue needs years of block time, and the demo cannot wait: NCT90000002 finished its primary")
+    _say("   phase two years ago (a month-only date) and is registered only now, so its FDAAA due date")
+    _say("   (completion + 1 year + 30 days) is already behind the chain's clock.")
+    old = _chain_date(story, -730)
+    story.act("trial-lead", "trials.register", {
+        "registry_id": "NCT90000002", "title": "Drug Y in heart failure",
+        "protocol_hash": hashlib.sha256(b"protocol Y").digest(),
+        "primary_outcomes": [{"measure": "Cardiovascular death or hospitalisation", "time_frame": "12 months"}],
+        "planned_enrolment": 1200, "primary_completion": f"{old.year:04d}-{old.month:02d}", "sites": ["st-mary"]})
+    report = story.query("trials.report", as_of=_chain_date(story).isoformat())
+    for row in report["trials"]:
+        _say(f"            {row['trial']}: {', '.join(row['labels'])}; results due {row['due']}")
+    _say(f"            -> {report['unreported']} of {report['due']} trials due are unreported; league: "
+         + "; ".join(f"{s['sponsor']} {s['reported_on_time']}/{s['due']} on time" for s in report["sponsors"]))
+    _say()
+
+
 CHAPTERS: list[Callable[[Story], None]] = [chapter_consortium, chapter_members, chapter_keys, chapter_proof,
-                                           chapter_drugs]
+                                           chapter_drugs, chapter_billing, chapter_trials]
 
 
 def _config_text(data_dir: Path, keys: dict[str, crypto.PrivateKey], node_key: crypto.PrivateKey) -> str:

@@ -26,8 +26,10 @@ built from ``COMMANDS``, so nothing else changes.
 from __future__ import annotations
 
 import argparse
+import datetime
 import difflib
 import getpass
+import hashlib
 import json
 import os
 import sys
@@ -38,9 +40,10 @@ from typing import Any
 
 from hcnode import codec, crypto
 from hcnode.apps import default_apps
-from hcnode.apps.registry import rotation_proof
+from hcnode.apps.registry import patient_id, rotation_proof
 from hcnode.chain import AppSet, Rejected, build_tx
 from hcnode.chain.schema import Bool, Bytes, Int, ListOf, OneOf, Optional, Record, Spec
+from hcnode.wallet import reports
 from hcnode.wallet.client import RpcCallError, RpcClient
 from hcnode.wallet.proofs import verify_tx_proof
 from hcnode.wallet.keystore import NAME as KEY_NAME
@@ -681,6 +684,102 @@ def cmd_orgs(ctx: Context, args: argparse.Namespace) -> Output:
 @command("proposals", "every governance proposal")
 def cmd_proposals(ctx: Context, args: argparse.Namespace) -> Output:
     return Output(ctx.call("registry.proposals"))
+
+
+# --- billing and trials (apps/billing, apps/trials) ------------------------------------------------------
+
+GROUP_HELP["billing"] = "claims in a patient's name, disputes, and the billing report"
+GROUP_HELP["trials"] = "trial status, withdrawal, dataset verification, and the trials report"
+
+
+def _patient_of(ctx: Context, args: argparse.Namespace) -> str:
+    if bool(args.patient) == bool(args.key):
+        raise WalletError("give exactly one of --patient ID or --key NAME")
+    return args.patient or patient_id(ctx.public(args.key))
+
+
+def _csv_output(data: Any, tables: list[Any], choice: str | None) -> Output:
+    if choice is None:
+        return Output(data, lines=reports.to_text(tables))
+    table = next(t for t in tables if t[0].split()[0] == choice or (choice == "league" and "league" in t[0]))
+    return Output(data, lines=reports.to_csv(table).rstrip("\n").split("\n"))
+
+
+@command("billing claims", "every claim billed in a patient's name (by --patient ID or your --key)",
+         arg("--patient", metavar="ID"), arg("--key", metavar="NAME"),
+         arg("--limit", type=int, default=100), arg("--after", metavar="CLAIM"))
+def cmd_billing_claims(ctx: Context, args: argparse.Namespace) -> Output:
+    params: dict[str, Any] = {"patient": _patient_of(ctx, args), "limit": args.limit}
+    if args.after:
+        params["after"] = args.after
+    return Output(ctx.call("billing.patient_claims", **params))
+
+
+@command("billing claim", "one claim with its flags, adjudication, payments and disputes", arg("claim"))
+def cmd_billing_claim(ctx: Context, args: argparse.Namespace) -> Output:
+    return Output(ctx.call("billing.claim", claim=args.claim))
+
+
+@command("billing dispute", "dispute a claim billed in your name (signed with your patient key)",
+         arg("claim"), arg("--key", required=True, metavar="NAME"), arg("--reason", required=True),
+         TIMEOUT_ARG)
+def cmd_billing_dispute(ctx: Context, args: argparse.Namespace) -> Output:
+    return _submit(ctx, args.key, "billing.claim_dispute", {"claim": args.claim, "reason": args.reason},
+                   args.timeout_ms)
+
+
+@command("billing report", "totals per provider and per payer, flagged amounts and counts, top flags",
+         arg("--csv", nargs="?", const="totals", choices=("totals", "top"), metavar="totals|top",
+             help="print one table as CSV (default: totals)"))
+def cmd_billing_report(ctx: Context, args: argparse.Namespace) -> Output:
+    report = ctx.call("billing.report")
+    return _csv_output(report, reports.billing_tables(report), args.csv)
+
+
+def _head_date(ctx: Context) -> str:
+    """The head block's date: "now" for a report, as the chain sees it (never this machine's clock)."""
+    time_ms = ctx.call("block.head")["time_ms"]
+    return (datetime.date(1970, 1, 1) + datetime.timedelta(days=time_ms // 86_400_000)).isoformat()
+
+
+@command("trials report", "every trial's status, the share unreported, and the sponsor league table",
+         arg("--as-of", metavar="YYYY-MM-DD", help="judge due dates on this day (default: the head block's date)"),
+         arg("--csv", nargs="?", const="trials", choices=("trials", "league"), metavar="trials|league",
+             help="print one table as CSV (default: trials)"))
+def cmd_trials_report(ctx: Context, args: argparse.Namespace) -> Output:
+    report = ctx.call("trials.report", as_of=args.as_of or _head_date(ctx))
+    return _csv_output(report, reports.trials_tables(report), args.csv)
+
+
+@command("trials show", "a trial's status, due date, amendments, outcome switches and results",
+         arg("trial"), arg("--as-of", metavar="YYYY-MM-DD"))
+def cmd_trials_show(ctx: Context, args: argparse.Namespace) -> Output:
+    return Output(ctx.call("trials.trial", trial=args.trial, as_of=args.as_of or _head_date(ctx)))
+
+
+@command("trials verify-dataset", "hash a file (SHA-256) and check it against the trial's commitments",
+         arg("trial"), arg("file"))
+def cmd_trials_verify_dataset(ctx: Context, args: argparse.Namespace) -> Output:
+    digest = hashlib.sha256()
+    try:
+        with open(Path(args.file).expanduser(), "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise WalletError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    found = ctx.call("trials.verify_dataset", trial=args.trial, dataset_hash=digest.hexdigest())
+    found["file"] = args.file
+    if not found["committed"]:
+        return Output(found, EXIT_FAILED, render(found) + ["NOT committed: this file is not a committed snapshot"])
+    commitment = found["commitment"]
+    return Output(found, lines=render(found) + [f"committed as snapshot {commitment['seq']} "
+                                                f"({commitment['label']}) on {commitment['date']}"])
+
+
+@command("trials withdraw", "withdraw from a trial (signed with your patient key)",
+         arg("trial"), arg("--key", required=True, metavar="NAME"), TIMEOUT_ARG)
+def cmd_trials_withdraw(ctx: Context, args: argparse.Namespace) -> Output:
+    return _submit(ctx, args.key, "trials.withdraw", {"trial": args.trial}, args.timeout_ms)
 
 
 # --- parser and main -------------------------------------------------------------------------------------

@@ -421,6 +421,72 @@ def _propose_org_add_payload() -> dict[str, Any]:
                        "admins": [key(8).public]}, "expires_in": 100}
 
 
+def _app_vectors() -> list[dict[str, Any]]:
+    """One vector per drugs, billing and trials transaction type (signers 11, 9 and 10)."""
+    patient = patient_id(key(6).public)
+    claim = "0123456789abcdef0123456789abcdef"
+    outcome = {"measure": "HbA1c change from baseline", "time_frame": "26 weeks"}
+    rows = [
+        ("billing.schedule_publish", {"version": 1, "effective_from": "2025-01-01", "currency": "USD",
+                                      "entries": [{"code": "99213", "max_amount": 10_000}],
+                                      "bundling_rules": [{"name": "panel", "codes": ["80053", "36415"]}]}),
+        ("billing.schedule_entries", {"version": 1, "entries": [{"code": "J1100", "max_amount": 150}]}),
+        ("billing.encounter_anchor", {"patient": patient, "encounter": sha(b"encounter"), "date": "2025-12-15"}),
+        ("billing.claim_submit", {"patient": patient, "payer": "acme-health", "encounter": sha(b"encounter"),
+                                  "currency": "USD", "diagnoses": ["E11.9", "I10"],
+                                  "items": [{"sequence": 1, "code": "99213", "quantity": 1, "unit_price": 9_500,
+                                             "date_of_service": "2025-12-15"}]}),
+        ("billing.claim_adjudicate", {"claim": claim, "decision": "partial", "allowed_amount": 5_000,
+                                      "reason_codes": ["CO-45"]}),
+        ("billing.claim_pay", {"claim": claim, "amount": 5_000, "reference": "EFT-1"}),
+        ("billing.claim_dispute", {"claim": claim, "reason": "billed twice"}),
+        ("billing.dispute_resolve", {"claim": claim, "outcome": "adjusted", "note": "half", "allowed_amount": 0}),
+        ("billing.patient_deregister", {"patient": patient, "date": "2025-12-01", "reason": "membership ended"}),
+        ("trials.register", {"registry_id": "NCT00000001", "title": "Drug X", "protocol_hash": sha(b"protocol"),
+                             "primary_outcomes": [outcome], "secondary_outcomes": [], "planned_enrolment": 300,
+                             "primary_completion": "2026-06", "sites": ["st-mary"]}),
+        ("trials.amend", {"trial": "NCT00000001", "reason": "feasibility",
+                          "changes": {"primary_outcomes": [{"measure": "Fasting glucose", "time_frame": "12 weeks"}]}}),
+        ("trials.certify_delay", {"trial": "NCT00000001", "reason": "new use pending", "requested_due": "2028-01-31"}),
+        ("trials.enrol", {"trial": "NCT00000001", "participant": patient, "consent_version": sha(b"consent v1")}),
+        ("trials.withdraw", {"trial": "NCT00000001"}),
+        ("trials.commit_dataset", {"trial": "NCT00000001", "dataset_hash": sha(b"dataset"), "label": "baseline"}),
+        ("trials.post_results", {"trial": "NCT00000001", "results_hash": sha(b"results"), "outcomes": [
+            {**outcome, "summary": "-0.8 %"},
+            {"measure": "Hypoglycaemia", "time_frame": "26 weeks", "summary": "3 vs 5",
+             "added_reason": "requested by the DSMB", "added_date": "2025-11-02"}]}),
+    ]
+    gtin, case = "09506000134352", "106141410000000019"
+    unit = {"gtin": gtin, "serial": "P0001"}
+    epcis_event = ('{"type":"ObjectEvent","eventTime":"2026-01-05T10:00:00.000+01:00","eventTimeZoneOffset":"+01:00",'
+                   '"epcList":["https://id.gs1.org/01/09506000134352/21/P0001"],"action":"OBSERVE",'
+                   '"bizStep":"shipping","disposition":"in_transit",'
+                   '"sourceList":[{"type":"owning_party","source":"urn:hcnode:org:acme-pharma"}],'
+                   '"destinationList":[{"type":"owning_party","destination":"urn:hcnode:org:st-mary"}]}')
+    rows += [
+        ("drugs.product_register", {"gtin": gtin, "name": "Amoxicillin", "form": "capsule", "strength": "500 mg"}),
+        ("drugs.commission", {"gtin": gtin, "lot": "A1", "expiry": "2030-06-30", "serials": ["P0001", "P0002"]}),
+        ("drugs.aggregate", {"container": case, "units": [unit]}),
+        ("drugs.disaggregate", {"container": case}),
+        ("drugs.ship", {"to": "st-mary", "containers": [case]}),
+        ("drugs.receive", {"containers": [case]}),
+        ("drugs.return", {"units": [{**unit, "lot": "A1", "expiry": "2030-06-30"}], "saleable": True}),
+        ("drugs.dispense", {**unit, "patient": patient, "prescription": sha(b"rx-0042")}),
+        ("drugs.decommission", {"units": [unit], "reason": "destroyed"}),
+        ("drugs.recall", {"gtin": gtin, "lot": "A1", "reason": "sterility"}),
+        ("drugs.suspect", {"units": [unit], "reason": "damaged seal"}),
+        ("drugs.clear", {"units": [unit], "reason": "seal verified"}),
+        ("drugs.epcis_import", {"events": [{"event": epcis_event}]}),
+    ]
+    nonces: dict[int, int] = {}
+    out = []
+    for tx_type, payload in rows:
+        signer = {"billing": 9, "trials": 10, "drugs": 11}[tx_type.split(".")[0]]
+        nonces[signer] = nonces.get(signer, -1) + 1
+        out.append(_tx_vector(tx_type.split(".")[1], signer, tx_type, nonces[signer], payload))
+    return out
+
+
 def transactions_file() -> dict[str, Any]:
     org_add = _tx_vector("propose org_add", 1, "registry.propose", 0, _propose_org_add_payload())
     proposal = org_add["hash"][:32]
@@ -447,6 +513,7 @@ def transactions_file() -> dict[str, Any]:
         _tx_vector("key_revoke", 4, "registry.key_revoke", 3, {"member": "st-mary/dr-ada", "reason": "lost"}),
         _tx_vector("key_revoke with a replacement key", 4, "registry.key_revoke", 4,
                    {"member": "st-mary/dr-ada", "reason": "stolen", "new_key": key(8).public}),
+        *_app_vectors(),
         _tx_vector("patient_register", 6, "registry.patient_register", 0, {}),
     ]
     return {
