@@ -552,15 +552,26 @@ class Raft:
     # -- restore after block sync -----------------------------------------------
 
     def restore(self, index: int, term: int) -> bool:
-        """Restart the log after (index, term), which the caller's state machine
-        has reached by block sync. Returns False (and does nothing) if the log
-        already commits `index`."""
+        """The caller's state machine reached `index` (entry of `term`) by block
+        sync: make the log agree. Returns False (and does nothing) if the log
+        already commits `index`.
+
+        If our log already holds (index, term) it is kept, including any tail
+        after it: we may have acknowledged that tail to the leader, and a
+        leader's `match` for us must never exceed what we hold. Otherwise the
+        log restarts empty after (index, term) and the next Ready carries
+        `restore` for the caller's storage.
+        """
         if index <= self.log.committed:
             return False
         if self.role is Role.LEADER:
             raise RaftError("a leader never restores: it holds every committed entry")
-        self.log.restore(index, term)
-        self.progress[self.id].match = index
+        if self.log.match_term(index, term):
+            self.log.commit_to(index)
+            self.log.applied_to(index)
+        else:
+            self.log.restore(index, term)
+        self.progress[self.id].match = self.log.last_index()
         if self.leader is not None:
             self._send(Message(MessageType.APP_RESP, self.id, self.leader, self.term, index=index))
         self.catch_up = None

@@ -110,7 +110,13 @@ class RawNode:
 
     def restore(self, index: int, term: int) -> bool:
         """After block sync brought the state machine to `index` (whose entry has
-        `term`), restart the log there. The next Ready carries `restore`."""
+        `term`), make the log agree; the next Ready may carry `restore`.
+
+        Durability: write the synced blocks and that Ready's restore point in
+        one atomic batch. A node whose applied height exceeds its stored Raft
+        log cannot be restarted (`ConfigError`); one whose applied height is
+        below `storage.first_index() - 1` must block sync before it starts.
+        """
         return self._raft.restore(index, term)
 
     # -- output -----------------------------------------------------------------

@@ -34,12 +34,15 @@ from hcnode.consensus import (
     Role,
 )
 
-__all__ = ["Schedule", "SimResult", "Simulator", "InvariantViolation", "run_schedule", "MUTATIONS"]
+__all__ = ["Schedule", "SimResult", "Simulator", "InvariantViolation", "run_schedule", "MUTATIONS", "PROFILES"]
 
 ELECTION_TICK = 10
 HEARTBEAT_TICK = 1
 MAX_UNCOMMITTED_ENTRIES = 32
 """Leader backpressure: bounds the backlog a slow quorum must drain after healing."""
+MID_TICK_FAULT_RATE = 0.005
+"""Chance per delivery/Ready step of a crash or a partition change between
+ticks, so faults also strike in the middle of an exchange."""
 MAX_WORK_PER_TICK = 400
 """Upper bound of the random number of deliveries and Ready handlings that
 may happen between two ticks."""
@@ -48,7 +51,7 @@ RECOVERY_BOUND_TICKS = 300
 applied on every node within this many ticks (liveness)."""
 
 MUTATIONS = ("none", "skip_hard_state", "commit_previous_terms")
-"""Deliberate bugs used to prove the checker can fail (see test_mutations.py).
+"""Deliberate bugs used to prove the checker can fail (see test_simulator.py).
 `skip_hard_state`: the disk never stores term/vote/commit.
 `commit_previous_terms`: the leader commits any entry a quorum holds,
 ignoring the current-term rule of Raft §5.4.2 (Figure 8)."""
@@ -75,15 +78,41 @@ class Schedule:
     propose_rate: float
     max_inflight: int
     max_entries_per_append: int
+    compact_rate: float = 0.0
     mutation: str = "none"
+    profile: str = "default"
 
     @classmethod
-    def from_seed(cls, seed: int, nodes: int, mutation: str = "none", chaos_ticks: int | None = None) -> Schedule:
+    def from_seed(cls, seed: int, nodes: int, mutation: str = "none", profile: str = "default") -> Schedule:
+        """Draw the knobs for `seed`. Profile "figure8" sends one entry per
+        append, one append in flight, and faults often: the conditions under
+        which a leader can count old-term entries onto a majority and then be
+        deposed before its own entry follows (Raft Figure 8)."""
         rng = random.Random(f"schedule-{seed}-{nodes}")
+        if profile == "figure8":
+            return cls(
+                seed=seed,
+                nodes=nodes,
+                chaos_ticks=300,
+                loss=0.1,
+                duplicate=0.0,
+                max_delay=2,
+                crash_rate=0.1,
+                restart_rate=0.3,
+                partition_rate=0.2,
+                heal_rate=0.3,
+                propose_rate=1.0,
+                max_inflight=1,
+                max_entries_per_append=1,
+                mutation=mutation,
+                profile=profile,
+            )
+        if profile != "default":
+            raise ValueError(f"unknown profile {profile!r}")
         return cls(
             seed=seed,
             nodes=nodes,
-            chaos_ticks=chaos_ticks if chaos_ticks is not None else rng.randrange(60, 160),
+            chaos_ticks=rng.randrange(60, 160),
             loss=rng.choice((0.0, 0.02, 0.1, 0.3)),
             duplicate=rng.choice((0.0, 0.02, 0.1)),
             max_delay=rng.choice((0, 1, 2, 5)),
@@ -94,6 +123,7 @@ class Schedule:
             propose_rate=rng.choice((0.2, 0.5, 1.0)),
             max_inflight=rng.choice((1, 4, 64)),
             max_entries_per_append=rng.choice((1, 3, 64)),
+            compact_rate=rng.choice((0.0, 0.0, 0.02, 0.1)),
             mutation=mutation,
         )
 
@@ -260,7 +290,9 @@ class Simulator:
         # so timeouts sometimes fire in the middle of traffic.
         if (due or ready_ids) and self.work_budget > 0:
             self.work_budget -= 1
-            if due and (not ready_ids or self.rng.random() < 0.5):
+            if chaos and self.rng.random() < MID_TICK_FAULT_RATE:
+                self._fault_between_ticks()
+            elif due and (not ready_ids or self.rng.random() < 0.5):
                 self._deliver(due[self.rng.randrange(len(due))])
             else:
                 self._handle_ready(ready_ids[self.rng.randrange(len(ready_ids))])
@@ -287,11 +319,30 @@ class Simulator:
             self._crash(up[self.rng.randrange(len(up))])
         if down and self.rng.random() < s.restart_rate:
             self._start(down[self.rng.randrange(len(down))])
+        if up and self.rng.random() < s.compact_rate:
+            # A node drops applied entries from its log, keeping a few.
+            sim_node = self.nodes[up[self.rng.randrange(len(up))]]
+            keep = self.rng.randrange(4)
+            target = min(len(sim_node.applied), sim_node.storage.last_index()) - keep
+            if target >= sim_node.storage.first_index():
+                sim_node.storage.compact(target)
         partitioned = len(set(self.group.values())) > 1
         if not partitioned and self.rng.random() < s.partition_rate:
             self.group = {node_id: self.rng.randrange(2) for node_id in self.ids}
         elif partitioned and self.rng.random() < s.heal_rate:
             self.group = {node_id: 0 for node_id in self.ids}
+
+    def _fault_between_ticks(self) -> None:
+        s = self.schedule
+        up = self.up_ids()
+        choice = self.rng.random()
+        if choice < 0.5 and s.crash_rate > 0 and up:
+            self._crash(up[self.rng.randrange(len(up))])
+        elif s.partition_rate > 0:
+            if len(set(self.group.values())) > 1:
+                self.group = {node_id: 0 for node_id in self.ids}
+            else:
+                self.group = {node_id: self.rng.randrange(2) for node_id in self.ids}
 
     def _client(self) -> None:
         """Propose a value to whoever the client believes leads, following hints."""
@@ -345,6 +396,7 @@ class Simulator:
         if rd.restore is not None:
             sim_node.storage.restore(*rd.restore)
         if rd.entries:
+            self._check_no_committed_entry_overwritten(node_id, rd.entries)
             sim_node.storage.append(rd.entries)
             self._check_log_matching(node_id, rd.entries)
         if rd.hard_state is not None and self.schedule.mutation != "skip_hard_state":
@@ -356,6 +408,27 @@ class Simulator:
         for entry in rd.committed_entries:
             self._apply(sim_node, entry)
         raw.advance(rd)
+        if rd.catch_up is not None:
+            self._block_sync(sim_node, rd.catch_up.index, rd.catch_up.term)
+
+    def _block_sync(self, sim_node: SimNode, index: int, term: int) -> None:
+        """Stand-in for the block-sync protocol: fetch committed entries up to
+        `index` (verified, so: exactly what the cluster committed), apply them,
+        then restart the Raft log there."""
+        raw = sim_node.raw
+        assert raw is not None
+        if len(sim_node.applied) >= index:
+            return
+        for next_index in range(len(sim_node.applied) + 1, index + 1):
+            if next_index not in self.applied_everywhere:
+                raise InvariantViolation(f"catch-up: leader asked for sync to {index}, but {next_index} was never applied")
+            self._apply(sim_node, self.applied_everywhere[next_index])
+        if self.applied_everywhere[index].term != term:
+            raise InvariantViolation(f"catch-up: entry {index} is term {self.applied_everywhere[index].term}, leader said {term}")
+        # The synced blocks and the restored log point are one durable write
+        # (see RawNode.restore): handle the restore's Ready in the same step.
+        if raw.restore(index, term):
+            self._handle_ready(sim_node.id)
 
     def _apply(self, sim_node: SimNode, entry: Entry) -> None:
         if entry.index != len(sim_node.applied) + 1:
@@ -421,6 +494,22 @@ class Simulator:
                     f"entry {entry.index}@t{entry.term}"
                 )
 
+    def _check_no_committed_entry_overwritten(self, node_id: str, entries: tuple[Entry, ...]) -> None:
+        """A disk that holds a committed entry never replaces it. (A stale
+        leader may still persist its own uncommitted entry at a committed index
+        if it never held the committed one: that is legal and gets replaced.)"""
+        storage = self.nodes[node_id].storage
+        first, last = storage.first_index(), storage.last_index()
+        for entry in entries:
+            committed = self.applied_everywhere.get(entry.index)
+            if committed is None or entry.term == committed.term or not first <= entry.index <= last:
+                continue
+            if storage.term(entry.index) == committed.term:
+                raise InvariantViolation(
+                    f"state machine safety: {node_id} overwrote committed entry {entry.index}@t{committed.term} "
+                    f"with {entry.index}@t{entry.term}"
+                )
+
     def _check_log_matching(self, node_id: str, entries: tuple[Entry, ...]) -> None:
         """Log matching, incrementally: an (index, term) pair always names the
         same data and follows the same previous term on every node's disk, which
@@ -438,8 +527,11 @@ class Simulator:
                 )
 
 
-def run_schedule(seed: int, nodes: int, mutation: str = "none") -> SimResult:
-    schedule = Schedule.from_seed(seed, nodes, mutation)
+PROFILES = ("default", "figure8")
+
+
+def run_schedule(seed: int, nodes: int, mutation: str = "none", profile: str = "default") -> SimResult:
+    schedule = Schedule.from_seed(seed, nodes, mutation, profile)
     if mutation == "commit_previous_terms":
         from .mutations import commit_previous_terms
 

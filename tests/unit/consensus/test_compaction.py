@@ -96,3 +96,21 @@ def test_restore_below_commit_is_ignored() -> None:
     cluster.settle()
     cluster.tick(1)
     assert not cluster.nodes["2"].restore(1, 1)
+
+
+def test_restore_keeps_a_matching_log_and_its_acknowledged_tail() -> None:
+    cluster = Cluster()
+    cluster.nodes["1"].campaign()
+    cluster.settle()
+    cluster.nodes["1"].propose(b"a")
+    cluster.nodes["1"].propose(b"b")
+    cluster.settle()
+    follower = cluster.nodes["2"]
+    follower._raft.log.committed = 1  # pretend the commit news has not arrived yet
+    follower._raft.log.applied = 1
+    last = follower.status().last_index
+    assert follower.restore(2, 1)
+    status = follower.status()
+    assert (status.commit, status.applied, status.last_index) == (2, 2, last)
+    rd = follower.ready()
+    assert rd.restore is None and rd.committed_entries == ()
