@@ -5,6 +5,7 @@ import pytest
 
 from hcnode.consensus import Entry, EntryType, Message, MessageType, NotLeaderError, ProposalDroppedError, Role
 from hcnode.consensus.progress import ProgressState
+from hcnode.consensus.raft import Raft
 
 from .figure8 import run_figure8_scenario
 from .network import Network, make_raft, storage_with
@@ -12,7 +13,7 @@ from .network import Network, make_raft, storage_with
 IDS = ["1", "2", "3"]
 
 
-def log_terms(raft) -> list[int]:  # type: ignore[no-untyped-def]
+def log_terms(raft: Raft) -> list[int]:
     return [e.term for e in raft.log.entries(raft.log.first_index())]
 
 
@@ -131,8 +132,6 @@ def test_leader_pipelines_up_to_max_inflight_appends() -> None:
     net.isolate("1")  # nothing gets acknowledged from now on
     for n in range(5):
         net.propose("1", f"p{n}".encode())
-    appends_to_2 = [m for m in net.delivered if False]  # delivered is empty under isolation
-    assert appends_to_2 == []
     progress = leader.progress["2"]
     assert len(progress.inflight) == 2
     assert progress.next == leader.log.last_index() - 2  # advanced optimistically past 2 unacknowledged sends
