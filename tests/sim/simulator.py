@@ -15,6 +15,21 @@
 # Ready yet: the unpersisted tail of its log and its unpersisted hard state.
 # Applied entries are durable (the node applies blocks in a synced batch), so
 # a restarted node gets `Config.applied` = what it applied before.
+#
+# Invariants (checked after every step; each check runs on the events that
+# could break it, so the cost stays linear in the schedule):
+# - election safety: at most one leader per term (all nodes, every step);
+# - leader completeness: every leader holds every entry applied anywhere from
+#   an earlier term (when it becomes leader, and on every new commit);
+# - log matching: an (index, term) pair names the same data and follows the
+#   same previous term on every disk (on every persisted entry);
+# - state machine safety: no two nodes apply different entries at an index,
+#   each node applies indexes in order, and no disk overwrites a committed
+#   entry it holds;
+# - liveness: after the chaos phase (heal partitions, restart every node,
+#   stop loss and duplication; delay and reordering continue) a new proposal
+#   commits within RECOVERY_BOUND_TICKS and reaches every node within
+#   CATCH_UP_BOUND_TICKS.
 from __future__ import annotations
 
 import hashlib
@@ -85,6 +100,9 @@ class Schedule:
     compact_rate: float = 0.0
     mutation: str = "none"
     profile: str = "default"
+    isolate_leader_on_commit: float = 0.0
+    """Nemesis: chance to cut a leader off right after its commit index moves,
+    the moment at which Figure 8 style bugs become visible."""
 
     @classmethod
     def from_seed(cls, seed: int, nodes: int, mutation: str = "none", profile: str = "default") -> Schedule:
@@ -110,6 +128,7 @@ class Schedule:
                 max_entries_per_append=1,
                 mutation=mutation,
                 profile=profile,
+                isolate_leader_on_commit=0.3,
             )
         if profile != "default":
             raise ValueError(f"unknown profile {profile!r}")
@@ -188,6 +207,7 @@ class Simulator:
         self.loss = schedule.loss
         self.duplicate = schedule.duplicate
         self.leader_hint: str | None = None
+        self.leader_commit_seen: dict[str, int] = {}
         self.work_budget = MAX_WORK_PER_TICK
         self.proposed = 0
         # Checker state.
@@ -311,6 +331,8 @@ class Simulator:
         else:
             self._tick(chaos)
         self._check_leaders()
+        if chaos and self.schedule.isolate_leader_on_commit:
+            self._nemesis_isolate_committing_leader()
 
     def _tick(self, chaos: bool) -> None:
         self.now += 1
@@ -355,6 +377,17 @@ class Simulator:
                 self.group = {node_id: 0 for node_id in self.ids}
             else:
                 self.group = {node_id: self.rng.randrange(2) for node_id in self.ids}
+
+    def _nemesis_isolate_committing_leader(self) -> None:
+        for node_id in self.ids:
+            raw = self.nodes[node_id].raw
+            if raw is None or raw._raft.role is not Role.LEADER:
+                continue
+            commit = raw._raft.log.committed
+            if commit > self.leader_commit_seen.get(node_id, 0):
+                self.leader_commit_seen[node_id] = commit
+                if self.rng.random() < self.schedule.isolate_leader_on_commit:
+                    self.group = {other: int(other == node_id) for other in self.ids}
 
     def _client(self) -> None:
         """Propose a value to whoever the client believes leads, following hints."""

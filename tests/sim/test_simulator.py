@@ -13,7 +13,8 @@ from .run import run_many
 from .simulator import Schedule, Simulator, run_schedule
 
 SEEDS_PER_SIZE = 1000
-"""1,000 schedules with 3 nodes plus 1,000 with 5 nodes run in CI."""
+"""CI runs 1,000 default schedules with 3 nodes and 1,000 with 5 nodes, plus
+200 of the figure8 profile and 200 mutated ones (test_mutations.py)."""
 WORKERS = min(2, os.cpu_count() or 1)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,3 +67,13 @@ def test_unpersisted_tail_is_lost_on_crash() -> None:
     assert restarted is not None
     assert restarted.status().term == 0
     assert sim.nodes["n1"].storage.initial_state().vote is None
+
+
+@pytest.mark.slow
+def test_figure8_profile_schedules_keep_raft_invariants() -> None:
+    """One entry per append, one append in flight, frequent faults and a
+    nemesis that cuts off leaders right after they commit."""
+    schedules = [(seed, 3 if seed % 2 == 0 else 5) for seed in range(200)]
+    results = run_many(schedules, workers=WORKERS, profile="figure8")
+    failures = [r.line() for r in results if not r.ok]
+    assert not failures, "\n".join(failures[:20])
