@@ -2,7 +2,8 @@
 
     hcnode --config FILE            run a node (what operators do)
     hcnode init DIR [options]       write keys and a config with a genesis for a new chain
-    hcnode demo                     start a node in a temporary directory and tell a story
+    hcnode demo                     start a 3-node testnet in a temporary directory and tell a story
+    hcnode testnet up|status|down CONFIG   a local testnet (configs/testnet-3.toml, testnet-5.toml)
 """
 
 from __future__ import annotations
@@ -111,8 +112,19 @@ def main(argv: list[str] | None = None) -> int:
     init.add_argument("--admins", type=int, default=1, help="number of consortium admin keys")
     init.add_argument("--threshold", type=int, default=1, help="approvals needed (M of --admins)")
     init.add_argument("--genesis-time", default="2026-01-01T00:00:00Z")
-    sub.add_parser("demo", help="run a node in a temporary directory through a scripted story")
+    sub.add_parser("demo", help="run a 3-node testnet in a temporary directory through a scripted story")
+    testnet = sub.add_parser("testnet", help="start, inspect or stop a local testnet")
+    testnet.add_argument("action", choices=("up", "status", "down"))
+    testnet.add_argument("config", help="a testnet file, e.g. configs/testnet-3.toml")
     args = parser.parse_args(argv)
+    if args.command == "testnet":
+        from hcnode import testnet as tn
+
+        try:
+            return {"up": tn.main_up, "status": tn.main_status, "down": tn.main_down}[args.action](args.config)
+        except (ConfigError, RuntimeError) as exc:
+            print(f"hcnode testnet {args.action}: {exc}", file=sys.stderr)
+            return 2
     if args.command == "init":
         return _init(args)
     if args.command == "demo":

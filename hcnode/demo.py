@@ -1,7 +1,7 @@
-"""``hcnode demo``: a real node in a temporary directory and a short story through what exists.
+"""``hcnode demo``: a real 3-node testnet in a temporary directory and a short story through what exists.
 
 Owns: the scripted story and its narration. Must not reach into the node: it
-starts the real ``hcnode`` process and speaks to it only over the Unix-socket
+starts three real ``hcnode`` processes (``hcnode.testnet``) and speaks to it only over the Unix-socket
 RPC, exactly as a wallet or an integration would.
 
 Each domain app adds a chapter: a function ``chapter(story)`` appended to
@@ -28,7 +28,7 @@ from hcnode.apps.drugs.app import AS_PURPOSE as DRUGS_AS_PURPOSE
 from hcnode.apps.drugs.app import query_proof as drugs_query_proof
 from hcnode.apps.registry import patient_id, rotation_proof
 from hcnode.chain import build_tx
-from hcnode.node.daemon import write_node_key
+from hcnode.testnet import Testnet
 from hcnode.wallet.client import RpcCallError, RpcClient
 from hcnode.wallet.proofs import verify_tx_proof
 
@@ -355,23 +355,29 @@ CHAPTERS: list[Callable[[Story], None]] = [chapter_consortium, chapter_members, 
                                            chapter_drugs, chapter_billing, chapter_trials]
 
 
-def _config_text(data_dir: Path, keys: dict[str, crypto.PrivateKey], node_key: crypto.PrivateKey) -> str:
+def _testnet_text(keys: dict[str, crypto.PrivateKey]) -> str:
+    """A 3-node testnet file (see ``hcnode.testnet``): the nodes' keys become the validators."""
     def hexkey(name: str) -> str:
         return f'"{keys[name].public.hex()}"'
 
     return f"""chain_id = "{CHAIN_ID}"
-data_dir = "{data_dir}"
-socket = "hcnode.sock"
 log_level = "warning"
+
+[testnet]
+nodes = 3
+dir = "."
+base_port = 0
 
 [block]
 interval_ms = 50
+
+[p2p]
+mdns = false
 
 [genesis]
 time = 2026-01-01T00:00:00Z
 admin_threshold = 2
 admins = [{hexkey('admin-1')}, {hexkey('admin-2')}, {hexkey('admin-3')}]
-validators = ["{node_key.public.hex()}"]
 
 [[genesis.orgs]]
 id = "acme-pharma"
@@ -409,36 +415,42 @@ def run_demo() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="hcdemo-", dir="/tmp"))
     keys = {name: crypto.PrivateKey.generate() for name in
             ("admin-1", "admin-2", "admin-3", "acme-admin", "stmary-admin")}
-    node_key = crypto.PrivateKey.generate()
-    data_dir = workdir / "data"
-    write_node_key(data_dir / "node.key", node_key)
-    config_path = workdir / "hcnode.toml"
-    config_path.write_text(_config_text(data_dir, keys, node_key))
-    _say("hcnode demo: one validator node on LevelDB in " + str(workdir))
+    testnet_path = workdir / "testnet.toml"
+    testnet_path.write_text(_testnet_text(keys))
+    net = Testnet(testnet_path)
+    _say("hcnode demo: a 3-validator testnet (Raft over libp2p, LevelDB each) in " + str(workdir))
     _say("Founding members: 3 consortium admins (2 must agree), Acme Pharma (manufacturer), "
          "St Mary's Hospital.")
     _say()
-    proc = start_node_process(config_path, data_dir / "hcnode.sock")
     try:
-        with RpcClient(data_dir / "hcnode.sock") as client:
+        leader = net.up(detach=False, timeout=60)
+        _say(f"Node {leader.index} was elected leader; the story talks to node 1, whichever node leads.")
+        _say()
+        with RpcClient(net.nodes[0].socket) as client:
             story = Story(client, keys)
             for chapter in CHAPTERS:
                 chapter(story)
             info = client.call("node.info")
             _say(f"The chain is at height {info['height']}, head {info['head'][:16]}…, "
                  f"state root {info['state_root'][:16]}….")
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=20)
-        if code != 0:
-            raise RuntimeError(f"the node exited with {code} on SIGTERM")
-        _say("The node shut down cleanly; the temporary directory is removed.")
+        heads = {n.index: (n.info() or {}).get("head") for n in net.nodes}
+        deadline = time.monotonic() + 10
+        while len(set(heads.values())) != 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            heads = {n.index: (n.info() or {}).get("head") for n in net.nodes}
+        if len(set(heads.values())) != 1:
+            raise RuntimeError(f"the nodes disagree on the head: {heads}")
+        _say(f"All 3 nodes hold the same head {info['head'][:16]}….")
+        codes = net.down()
+        if any(code != 0 for code in codes):
+            raise RuntimeError(f"a node exited with {codes} on SIGTERM")
+        _say("The nodes shut down cleanly; the temporary directory is removed.")
         return 0
     except (RuntimeError, RpcCallError, ConnectionError) as exc:
         _say(f"demo failed: {exc}")
         return 1
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for node in net.nodes:
+            net.kill(node)
         if os.environ.get("HCNODE_DEMO_KEEP") != "1":
             shutil.rmtree(workdir, ignore_errors=True)

@@ -8,6 +8,8 @@ created); dev keys (``dev:NAME`` in a ``[dev] keys = true`` config) are created
 on first start and reported; the store is opened (LevelDB's lock keeps a second
 process out of the data dir); then the producer and the RPC server start, each
 with ``nursery.start`` so "ready" is printed only once the socket accepts.
+With a ``[p2p]`` table the p2p service and the Raft driver start instead of the
+direct producer (see ``node`` and ``consensus_driver``).
 SIGINT and SIGTERM cancel the root nursery: the in-flight block write either
 finished (it runs to completion in its thread) or never started, and the store
 is closed.
@@ -28,7 +30,9 @@ from hcnode import crypto
 from hcnode.apps import default_apps
 from hcnode.chain import Genesis, GenesisOrg
 from hcnode.config import Config, ConfigError
+from hcnode.node.consensus_driver import RaftDriver
 from hcnode.node.node import Node
+from hcnode.node.p2p import P2PService
 from hcnode.node.rpc import RpcServer
 from hcnode.node.store import Store
 from hcnode.node.verifier import Verifier
@@ -114,7 +118,13 @@ async def run_node(config: Config, *, task_status: Any = trio.TASK_STATUS_IGNORE
             if handle_signals:
                 nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
             await verifier.start()
-            await nursery.start(node.run)
+            if config.p2p is None:
+                await nursery.start(node.run)  # the chain's only validator: blocks are cut and committed directly
+            else:
+                p2p = P2PService(key=key, chain_id=config.chain_id, validators=genesis.validators,
+                                 params=config.p2p, get_block_bytes=store.block_bytes)
+                await nursery.start(p2p.run)
+                await nursery.start(RaftDriver(node, p2p, genesis.validators, config.consensus).run)
             await nursery.start(rpc.serve)
             log.info("ready: chain %s height %d, RPC at %s", config.chain_id, store.height, config.socket)
             task_status.started(node)

@@ -8,8 +8,14 @@ first pending transaction. The block is executed, signed, written to LevelDB in
 one synced batch, and only then are its receipts visible and waiters woken:
 nothing is reported committed before it is durable.
 
-This issue's node is a single validator; the consensus driver will replace
-``_produce`` with Raft-ordered blocks without changing admission or commit.
+Two ways blocks get made:
+- no ``[p2p]`` table (``configs/dev.toml``): the node is the chain's only
+  validator and ``run`` cuts and commits blocks directly (no Raft: a one-voter
+  log would add a synced write per block and change nothing);
+- with ``[p2p]``: ``run`` is not started; ``consensus_driver.RaftDriver`` asks
+  ``build_block`` for a block when this node leads, proposes it to Raft, and
+  every node commits Raft-committed blocks with ``apply_committed``.
+Admission, the mempool and waiting for receipts are the same in both.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -55,6 +62,10 @@ class Node:
         self._pending_since: float | None = None
         self.verifier = verifier if verifier is not None else Verifier(self.chain_id, config.limits.max_tx_bytes, 0)
         self.started_ms = int(time.time() * 1000)
+        self.relay: Callable[[bytes], None] | None = None
+        """Called with each transaction admitted from a local client (the driver gossips them)."""
+        self.consensus_info: Callable[[], dict[str, Any]] | None = None
+        """Set by the Raft driver: role, term, leader, peers, lag for ``info``."""
         self._open(genesis)
 
     # --- start-up -----------------------------------------------------------------------------
@@ -85,11 +96,14 @@ class Node:
 
     # --- admission -----------------------------------------------------------------------------
 
-    def submit(self, raw: bytes) -> tuple[bytes, str]:
-        """Admit one transaction. Returns (hash, "accepted" | "pending" | "committed"); raises Rejected."""
-        return self._admit(raw, None)
+    def submit(self, raw: bytes, relay: bool = True) -> tuple[bytes, str]:
+        """Admit one transaction. Returns (hash, "accepted" | "pending" | "committed"); raises Rejected.
 
-    async def submit_many(self, raws: list[bytes]) -> list[tuple[bytes, str] | Rejected]:
+        ``relay=False`` for transactions that came in by gossip (gossipsub forwards them itself).
+        """
+        return self._admit(raw, None, relay)
+
+    async def submit_many(self, raws: list[bytes], relay: bool = True) -> list[tuple[bytes, str] | Rejected]:
         """Admit a batch; each item is (hash, status) or the Rejected that refused it.
 
         Large batches are checked in the verifier process (the second core) while
@@ -104,7 +118,7 @@ class Node:
             try:
                 if isinstance(tx, Rejected):
                     raise tx
-                results.append(self._admit(raw, tx))
+                results.append(self._admit(raw, tx, relay))
             except Rejected as exc:
                 results.append(exc)
         return results
@@ -113,7 +127,7 @@ class Node:
         return decode_tx(raw, chain_id=self.chain_id, max_bytes=self.config.limits.max_tx_bytes,
                          payload_spec=self.apps.payload_spec)
 
-    def _admit(self, raw: bytes, tx: Tx | None) -> tuple[bytes, str]:
+    def _admit(self, raw: bytes, tx: Tx | None, relay: bool = True) -> tuple[bytes, str]:
         """Dedupe, decode unless already decoded, then the nonce and mempool checks."""
         if self._halted:
             raise Rejected("halted", f"this node stopped applying blocks: {self._halted}")
@@ -131,6 +145,8 @@ class Node:
             self._pending_since = trio.current_time()
         if len(self.mempool) == 1 or self._block_full():
             self._work.set()
+        if relay and self.relay is not None:
+            self.relay(raw)
         return tx_hash, "accepted"
 
     def _block_full(self) -> bool:
@@ -145,10 +161,10 @@ class Node:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         while True:
-            await self._wait_for_block()
+            await self.wait_for_block()
             await self._produce()
 
-    async def _wait_for_block(self) -> None:
+    async def wait_for_block(self) -> None:
         """Sleep until the mempool fills a block, or ``interval_ms`` after its first pending transaction."""
         while not len(self.mempool):
             self._work = trio.Event()
@@ -160,13 +176,26 @@ class Node:
                 await self._work.wait()
 
     async def _produce(self) -> None:
+        built = await self.build_block()
+        if built is None:
+            return
+        block, result, chosen = built
+        await self.commit(block, result)
+        self._log_block(block, result)
+
+    async def build_block(self) -> tuple[Block, Execution, list[Tx]] | None:
+        """Select from the mempool, execute on the current head and sign: the next block, not yet committed.
+
+        Returns None (after a pause when only nonce gaps remain) if nothing can go in a block.
+        The state is only read here; nothing changes until the block is committed.
+        """
         limits = self.config.block
         chosen = self.mempool.select(limits.max_txs, limits.max_bytes, lambda s: read_nonce(self.store, s))
         if not chosen:
             self._pending_since = trio.current_time() if len(self.mempool) else None
             if len(self.mempool):
                 await trio.sleep(self.config.block.interval_ms / 1000)  # only nonce gaps wait; don't spin
-            return
+            return None
         head = self._head
         time_ms = max(int(time.time() * 1000), head.time_ms)  # leader time never runs backwards
         info = BlockInfo(self.chain_id, head.height + 1, time_ms, self.key.public)
@@ -176,20 +205,83 @@ class Node:
         header = BlockHeader(self.chain_id, info.height, head.hash, time_ms, result.tx_root,
                              result.receipt_root, result.state_root, self.key.public)
         block = sign_block(self.key, header, raw_txs)
-        await self.commit(block, result)
-        for tx in chosen:
-            self.mempool.remove(tx.hash)
-        self._pending_since = trio.current_time() if len(self.mempool) else None
+        return block, result, chosen
+
+    def _log_block(self, block: Block, result: Execution) -> None:
         rejected = sum(1 for r in result.receipts if r["status"] != "ok")
-        log.info("block %d: %d txs (%d rejected), hash %s", info.height, len(chosen), rejected,
+        log.info("block %d: %d txs (%d rejected), hash %s", block.header.height, len(block.txs), rejected,
                  block.hash.hex()[:16])
 
-    async def commit(self, block: Block, result: Any) -> None:
+    async def commit(self, block: Block, result: Any, extra: dict[bytes, bytes] | None = None) -> None:
+        """Write the block durably, then drop its transactions from the mempool and wake waiters."""
         # plyvel blocks while it syncs; a worker thread keeps the RPC loop serving meanwhile.
-        await trio.to_thread.run_sync(self.store.commit_block, block, result)
+        await trio.to_thread.run_sync(self.store.commit_block, block, result, None, extra)
+        self._after_commit(block)
+
+    def _after_commit(self, block: Block, in_trio: bool = True) -> None:
         self._head = block.header
-        async with self._committed:
-            self._committed.notify_all()
+        for raw in block.txs:
+            self.mempool.remove(hashlib.sha256(raw).digest())
+        if in_trio:
+            self._pending_since = trio.current_time() if len(self.mempool) else None
+            self._notify_committed()
+
+    def _notify_committed(self) -> None:
+        async def notify() -> None:
+            async with self._committed:
+                self._committed.notify_all()
+        # Condition.notify_all needs the lock; take it without making callers async.
+        if self._committed.statistics().lock_statistics.locked:
+            trio.lowlevel.spawn_system_task(notify)
+        else:
+            self._committed.acquire_nowait()
+            try:
+                self._committed.notify_all()
+            finally:
+                self._committed.release()
+
+    async def apply_committed(self, block: Block, kept: Execution | None,
+                              extra: dict[bytes, bytes]) -> str:
+        """Apply a Raft-committed block on every node, deterministically.
+
+        Returns "applied", or why it was skipped: "stale" (it does not extend our
+        head: a proposal built on an old head, or one we already have from block
+        sync) or "bad_block" (header, signature or encoding refused). Every node
+        reaches the same verdict from the same block and head, so skipping never
+        diverges. ``kept`` is the leader's own execution of the block (it built it
+        on this very head), which saves re-executing it; the batch written is the same.
+        Raises StateRootMismatch (and halts) if our execution differs from the block's roots.
+        """
+        head = self._head
+        header = block.header
+        if header.height != head.height + 1 or header.prev_hash != head.hash:
+            return "stale"
+        if kept is not None:
+            result = kept
+        else:
+            try:
+                result = await trio.to_thread.run_sync(self._check_and_execute, block, head)
+            except Rejected as exc:
+                log.warning("skipping committed block %d (%s) proposed by %s: %s", header.height,
+                            header.hash.hex()[:16], header.proposer.hex()[:16], exc.message)
+                return "bad_block"
+        await self.commit(block, result, extra)
+        self._log_block(block, result)
+        return "applied"
+
+    def _check_and_execute(self, block: Block, head: BlockHeader) -> Execution:
+        try:
+            return apply_block(self.store, self.apps, block, head,
+                               lambda key: registry.is_validator(self.store, key, block.header.height),
+                               self.exec_limits)
+        except StateRootMismatch as exc:
+            self._halted = str(exc)
+            log.critical("STATE DIVERGED, not applying further blocks: %s", exc)
+            raise
+
+    @property
+    def head(self) -> BlockHeader:
+        return self._head
 
     def apply_external(self, block: Block) -> None:
         """Apply a block made elsewhere (block sync, a Raft leader), checking every root it claims."""
@@ -202,7 +294,7 @@ class Node:
             log.critical("STATE DIVERGED, not applying further blocks: %s", exc)
             raise
         self.store.commit_block(block, result)
-        self._head = block.header
+        self._after_commit(block, in_trio=False)
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -241,14 +333,15 @@ class Node:
         return self._halted
 
     def info(self) -> dict[str, Any]:
+        consensus = self.consensus_info() if self.consensus_info is not None else {
+            "role": "leader", "term": 0, "leader": self.key.public, "peers": [], "lag": 0}
         return {
             "chain_id": self.chain_id,
             "height": self.store.height,
             "head": self.store.head,
             "state_root": self.store.state_root,
-            "role": "leader",
             "validator": self.key.public,
-            "peers": [],
+            **consensus,
             "mempool": len(self.mempool),
             "halted": self._halted,
         }

@@ -103,8 +103,13 @@ class Store:
         """Every receipt of a block in order: the leaves of its receipt_root."""
         return [value for _, value in self.db.iterator(prefix=b"r/" + _height(height))]
 
-    def commit_block(self, block: Block, execution: Execution, genesis_document: bytes | None = None) -> None:
-        """Write the block and everything it changes atomically and durably."""
+    def commit_block(self, block: Block, execution: Execution, genesis_document: bytes | None = None,
+                     extra: dict[bytes, bytes] | None = None) -> None:
+        """Write the block and everything it changes atomically and durably.
+
+        ``extra`` are further keys written in the same batch (the Raft driver records the
+        log index the block came from, so a restart knows exactly what is applied).
+        """
         header = block.header
         expected = 0 if self.height is None else self.height + 1
         if header.height != expected:
@@ -129,6 +134,8 @@ class Store:
                     put(b"s/" + key, value)
             if genesis_document is not None:
                 batch.put(b"m/genesis", genesis_document)
+            for key, value in (extra or {}).items():
+                batch.put(key, value)
             batch.put(b"m/height", _height(header.height))
             batch.put(b"m/head", block_hash)
             batch.put(b"m/root", header.state_root)
