@@ -90,7 +90,11 @@ def _check_encodable(value: Any) -> bool:
             raise CodecError(f"cannot encode: integer {value} is outside the 64-bit range")
     elif kind is list or kind is tuple:
         for item in value:
-            if type(item) not in _LEAVES and not _check_encodable(item):
+            item_kind = type(item)
+            if item_kind is int:
+                if not INT_MIN <= item <= INT_MAX:
+                    raise CodecError(f"cannot encode: integer {item} is outside the 64-bit range")
+            elif item_kind not in _LEAVES and not _check_encodable(item):
                 ordered = False
     elif kind is dict:
         previous = ""
@@ -101,7 +105,11 @@ def _check_encodable(value: Any) -> bool:
             if ordered and not (key.isascii() and (len(previous), previous) < (len(key), key)):
                 ordered = False
             previous = key
-            if type(item) not in _LEAVES and not _check_encodable(item):
+            item_kind = type(item)
+            if item_kind is int:
+                if not INT_MIN <= item <= INT_MAX:
+                    raise CodecError(f"cannot encode: integer {item} is outside the 64-bit range")
+            elif item_kind not in _LEAVES and not _check_encodable(item):
                 ordered = False
     else:
         raise CodecError(f"cannot encode a {kind.__name__}: only int, bytes, text, list, text-keyed map, "
