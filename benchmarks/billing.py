@@ -29,7 +29,6 @@ import hashlib
 import os
 import random
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -213,44 +212,18 @@ def bench_apply(total: int, runs: int) -> None:
 
 
 def bench_e2e(count: int, runs: int) -> None:
-    from hcnode.demo import start_node_process
-    from hcnode.node.daemon import write_node_key
     from hcnode.wallet.client import RpcClient
+
+    from benchkit import BenchNode
 
     clients = 4
     rates = []
     for run in range(runs):
-        workdir = Path(tempfile.mkdtemp(prefix="hcbe-", dir="/tmp"))
-        node_key = crypto.PrivateKey.generate()
         admins = {org: crypto.PrivateKey.generate() for org in ("st-mary", "acme-health")}
-        write_node_key(workdir / "data" / "node.key", node_key)
-        config = workdir / "hcnode.toml"
-        config.write_text(f"""chain_id = "{CHAIN_ID}"
-data_dir = "{workdir / 'data'}"
-log_level = "warning"
-[block]
-max_txs = {BLOCK_TXS}
-interval_ms = 20
-[limits]
-mempool_txs = 200000
-[genesis]
-time = 2026-01-01T00:00:00Z
-admin_threshold = 1
-admins = ["{crypto.PrivateKey.generate().public.hex()}"]
-validators = ["{node_key.public.hex()}"]
-[[genesis.orgs]]
-id = "st-mary"
-name = "St Mary"
-kind = "hospital"
-admins = ["{admins['st-mary'].public.hex()}"]
-[[genesis.orgs]]
-id = "acme-health"
-name = "Acme Health"
-kind = "insurer"
-admins = ["{admins['acme-health'].public.hex()}"]
-""")
-        socket = workdir / "data" / "hcnode.sock"
-        proc = start_node_process(config, socket)
+        node = BenchNode(CHAIN_ID, orgs={"st-mary": ("hospital", admins["st-mary"]),
+                                         "acme-health": ("insurer", admins["acme-health"])},
+                         block_txs=BLOCK_TXS, limits={"mempool_txs": 200000}, prefix="hcbe-")
+        socket = node.socket
         try:
             clerks = [crypto.PrivateKey.generate() for _ in range(clients)]
             scheduler = crypto.PrivateKey.generate()
@@ -306,9 +279,7 @@ admins = ["{admins['acme-health'].public.hex()}"]
             print(f"   run {run + 1}: {per_client * clients:,} signed claims committed at {rates[-1]:,.0f} claims/s "
                   f"(state: {report['providers'][0]['claims']:,} claims)")
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
-            shutil.rmtree(workdir, ignore_errors=True)
+            node.stop()
     print(f"   END-TO-END committed claims/s over the socket (median): {statistics.median(rates):,.0f}")
 
 

@@ -19,11 +19,8 @@ import argparse
 import hashlib
 import os
 import random
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,8 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hcnode import crypto  # noqa: E402
 from hcnode.apps.drugs.app import AS_PURPOSE, query_proof  # noqa: E402
 from hcnode.chain import build_tx  # noqa: E402
-from hcnode.demo import start_node_process  # noqa: E402
-from hcnode.node.daemon import write_node_key  # noqa: E402
+from benchkit import BenchNode, percentile  # noqa: E402
 from hcnode.wallet.client import RpcClient  # noqa: E402
 
 CHAIN_ID = "hcnode-drugs-bench"
@@ -42,56 +38,16 @@ PER_TX = 10_000
 BATCH_TXS = 10
 
 
-class Node:
-    def __init__(self, acme: crypto.PrivateKey) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="hcdrug-", dir="/tmp"))
-        key = crypto.PrivateKey.generate()
-        data = self.dir / "data"
-        write_node_key(data / "node.key", key)
-        config = self.dir / "hcnode.toml"
-        config.write_text(f"""chain_id = "{CHAIN_ID}"
-data_dir = "{data}"
-log_level = "warning"
-[block]
-max_txs = 5000
-max_bytes = 8388608
-interval_ms = 20
-[limits]
-max_tx_bytes = 262144
-[genesis]
-time = 2026-01-01T00:00:00Z
-admin_threshold = 1
-admins = ["{crypto.PrivateKey.generate().public.hex()}"]
-validators = ["{key.public.hex()}"]
-[[genesis.orgs]]
-id = "acme"
-name = "Acme"
-kind = "manufacturer"
-admins = ["{acme.public.hex()}"]
-""")
-        self.socket = data / "hcnode.sock"
-        self.proc = start_node_process(config, self.socket)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 def wait_ok(client: RpcClient, tx_hash: str) -> None:
     outcome = client.call("tx.wait", tx=tx_hash, timeout_ms=60_000)
     if outcome["status"] != "committed" or outcome["receipt"]["status"] != "ok":
         raise RuntimeError(f"transaction failed: {outcome}")
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def run_once(units: int, queries: int) -> tuple[float, float, float, float, float]:
     acme = crypto.PrivateKey.generate()
-    node = Node(acme)
+    node = BenchNode(CHAIN_ID, orgs={"acme": ("manufacturer", acme)}, limits={"max_tx_bytes": 262144},
+                     prefix="hcdrug-")
     try:
         with RpcClient(node.socket, timeout=120) as client:
             setup = [("registry.member_roles", {"member": "acme/admin-1", "roles": ["admin", "supply_chain"]}),

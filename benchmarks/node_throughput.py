@@ -21,11 +21,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,9 +33,9 @@ import coincurve  # noqa: E402
 
 from hcnode import crypto  # noqa: E402
 from hcnode.chain import build_tx  # noqa: E402
-from hcnode.demo import start_node_process  # noqa: E402
-from hcnode.node.daemon import write_node_key  # noqa: E402
 from hcnode.wallet.client import RpcClient  # noqa: E402
+
+from benchkit import BenchNode, percentile  # noqa: E402
 
 CHAIN_ID = "hcnode-bench"
 BATCH = 1000
@@ -63,34 +60,6 @@ def make_txs(n: int) -> list[bytes]:
     return [build_tx(crypto.PrivateKey.generate(), CHAIN_ID, "registry.patient_register", 0, {}) for _ in range(n)]
 
 
-class Node:
-    def __init__(self, max_txs: int) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="hcbench-", dir="/tmp"))
-        key = crypto.PrivateKey.generate()
-        data = self.dir / "data"
-        write_node_key(data / "node.key", key)
-        config = self.dir / "hcnode.toml"
-        config.write_text(f"""chain_id = "{CHAIN_ID}"
-data_dir = "{data}"
-log_level = "warning"
-[block]
-max_txs = {max_txs}
-interval_ms = 20
-[genesis]
-time = 2026-01-01T00:00:00Z
-admin_threshold = 1
-admins = ["{crypto.PrivateKey.generate().public.hex()}"]
-validators = ["{key.public.hex()}"]
-""")
-        self.socket = data / "hcnode.sock"
-        self.proc = start_node_process(config, self.socket)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=30)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 class HeightWatcher(threading.Thread):
     """Waits on block.wait and stamps the moment each height becomes visible."""
 
@@ -112,7 +81,7 @@ class HeightWatcher(threading.Thread):
 
 def run_once(txs: list[bytes], rate: float | None) -> tuple[float, list[float]]:
     """Submit ``txs`` (as fast as possible, or paced at ``rate`` tx/s); returns (tx/s, latencies in s)."""
-    node = Node(max_txs=5000)
+    node = BenchNode(CHAIN_ID)
     try:
         watcher = HeightWatcher(node.socket)
         watcher.start()
@@ -170,11 +139,6 @@ def run_once(txs: list[bytes], rate: float | None) -> tuple[float, list[float]]:
         return len(txs) / (commit_end - start), latencies
     finally:
         node.stop()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> int:

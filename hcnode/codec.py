@@ -59,13 +59,18 @@ def encode(value: Any) -> bytes:
     Refuses anything outside the data model (floats, non-text map keys, bignums,
     sets ...), so nothing is ever written that ``decode`` would reject, and the
     length-first key order of cbor2 stays equal to RFC 8949's bytewise order.
+
+    When every map in ``value`` already lists its (ASCII) keys in canonical
+    order, cbor2's plain encoder gives the same bytes three times faster than
+    its canonical mode (it encodes ints and lengths minimally either way); hot
+    paths build their maps in that order, everything else is sorted by cbor2.
     """
     try:
-        _check_encodable(value)
+        ordered = _check_encodable(value)
     except RecursionError:
         raise CodecError("cannot encode: nested too deeply") from None
     try:
-        return cbor2.dumps(value, canonical=True)
+        return cbor2.dumps(value) if ordered else cbor2.dumps(value, canonical=True)
     except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
         raise CodecError(f"cannot encode: {exc}") from None
 
@@ -73,27 +78,43 @@ def encode(value: Any) -> bytes:
 _LEAVES = frozenset((str, bytes, bool, type(None)))
 
 
-def _check_encodable(value: Any) -> None:
+def _check_encodable(value: Any) -> bool:
+    """Raise unless ``value`` is in the data model; True when all its maps are in canonical key order."""
     # Leaves are checked inline, without a call: this runs on every state write and state root.
     kind = type(value)
     if kind in _LEAVES:
-        return
+        return True
+    ordered = True
     if kind is int:
         if not INT_MIN <= value <= INT_MAX:
             raise CodecError(f"cannot encode: integer {value} is outside the 64-bit range")
     elif kind is list or kind is tuple:
         for item in value:
-            if type(item) not in _LEAVES:
-                _check_encodable(item)
+            item_kind = type(item)
+            if item_kind is int:
+                if not INT_MIN <= item <= INT_MAX:
+                    raise CodecError(f"cannot encode: integer {item} is outside the 64-bit range")
+            elif item_kind not in _LEAVES and not _check_encodable(item):
+                ordered = False
     elif kind is dict:
+        previous = ""
         for key, item in value.items():
             if type(key) is not str:
                 raise CodecError(f"cannot encode: map key {key!r} is not text")
-            if type(item) not in _LEAVES:
-                _check_encodable(item)
+            # canonical order of text keys: shorter first, then bytewise (ASCII: by character)
+            if ordered and not (key.isascii() and (len(previous), previous) < (len(key), key)):
+                ordered = False
+            previous = key
+            item_kind = type(item)
+            if item_kind is int:
+                if not INT_MIN <= item <= INT_MAX:
+                    raise CodecError(f"cannot encode: integer {item} is outside the 64-bit range")
+            elif item_kind not in _LEAVES and not _check_encodable(item):
+                ordered = False
     else:
         raise CodecError(f"cannot encode a {kind.__name__}: only int, bytes, text, list, text-keyed map, "
                          "bool and null are allowed")
+    return ordered
 
 
 def _reject_tag(decoder: Any, tag: Any) -> Any:

@@ -202,7 +202,7 @@ def chapter_drugs(story: Story) -> None:
                                                     "prescription": hashlib.sha256(b"rx-2026-0042").digest()})
     _say(f"            -> dispensed to pseudonymous patient {patient}, prescription by hash only")
     answer = _signed_query(story, "drugs.verify", "acme-admin", scan=f"(01){gtin}(21)P0001(10)A1(17)300630")
-    _say(f"   Acme (the manufacturer) sees the trail of P0001: "
+    _say("   Acme (the manufacturer) sees the trail of P0001: "
          + " -> ".join(f"{e['what']}@{e['who']}" for e in answer["trail"]))
     checks = verify_tx_proof(answer["tx_proof"], answer["trail"][-1]["tx"])
     _say(f"   proof: the latest event's tx is in block {answer['tx_proof']['height']}; "

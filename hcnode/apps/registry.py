@@ -238,7 +238,7 @@ def _claim_key(state: Overlay, key: bytes, identity: str, kind: str, height: int
         raise Rejected("bad_key", "not a valid compressed secp256k1 public key")
     if state.get(_k("key", key)) is not None:
         raise Rejected("key_in_use", f"key {key.hex()[:16]}… is already registered (keys are never reused)")
-    state.put_value(_k("key", key), {"identity": identity, "kind": kind, "since": height})
+    state.put_value(_k("key", key), {"kind": kind, "since": height, "identity": identity})
 
 
 def _retire_key(state: Overlay, key: bytes, height: int, reason: str) -> None:
@@ -459,8 +459,8 @@ def _key_revoke(ctx: TxContext, payload: dict[str, Any]) -> None:
 def _patient_register(ctx: TxContext, payload: dict[str, Any]) -> None:
     pid = patient_id(ctx.sender)
     _claim_key(ctx.state, ctx.sender, pid, "patient", ctx.block.height, verified=True)
-    ctx.state.put_value(_k("patient", pid), {"id": pid, "key": ctx.sender, "since": ctx.block.height,
-                                             "keys": [{"key": ctx.sender, "from": ctx.block.height}]})
+    ctx.state.put_value(_k("patient", pid), {"id": pid, "key": ctx.sender, "keys": [{"key": ctx.sender,
+                                             "from": ctx.block.height}], "since": ctx.block.height})
     ctx.emit("registry.patient_registered", patient=pid)
 
 

@@ -59,18 +59,12 @@ def read_nonce(state: StateReader | Overlay, sender: bytes) -> int:
 
 def _receipt(tx_hash: bytes, info: BlockInfo, index: int, code: str | None, message: str | None,
              flags: list[str], events: list[dict[str, Any]]) -> dict[str, Any]:
-    receipt: dict[str, Any] = {
-        "tx": tx_hash,
-        "height": info.height,
-        "index": index,
-        "status": "ok" if code is None else "rejected",
-        "flags": flags,
-        "events": events,
-    }
-    if code is not None:
-        receipt["code"] = code
-        receipt["message"] = message
-    return receipt
+    # Keys in canonical order (shorter first, then bytewise) so encoding takes codec's fast path.
+    if code is None:
+        return {"tx": tx_hash, "flags": flags, "index": index, "events": events, "height": info.height,
+                "status": "ok"}
+    return {"tx": tx_hash, "code": code, "flags": flags, "index": index, "events": events,
+            "height": info.height, "status": "rejected", "message": message}
 
 
 def execute(

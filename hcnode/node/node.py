@@ -136,7 +136,7 @@ class Node:
         tx_hash = tx.hash if tx is not None else hashlib.sha256(raw).digest()
         if tx_hash in self.mempool:
             return tx_hash, "pending"
-        if self.store.tx_location(tx_hash) is not None:
+        if self.store.has_tx(tx_hash):
             return tx_hash, "committed"
         if tx is None:
             tx = self._decode(raw)

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import socket as stdsocket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -121,16 +120,18 @@ class Params:
         return value
 
 
-_HEX = re.compile(r"(?:[0-9a-f]{2})*")
-
-
 def _from_hex(value: Any, name: str) -> bytes:
     """Bytes from lower-case hex, the one form the protocol allows (no case or spacing variants)."""
     if not isinstance(value, str):
         raise RpcError(INVALID_PARAMS, f"{name}: expected a hex string, got {_json_type(value)}")
-    if _HEX.fullmatch(value) is None:
+    try:
+        data = bytes.fromhex(value)
+    except ValueError:
+        data = None
+    # fromhex also takes upper case and spaces; the round trip admits only the canonical form
+    if data is None or data.hex() != value:
         raise RpcError(INVALID_PARAMS, f"{name}: not lower-case hex of whole bytes")
-    return bytes.fromhex(value)
+    return data
 
 
 def _json_type(value: Any) -> str:

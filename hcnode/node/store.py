@@ -86,6 +86,9 @@ class Store:
         raw = self.db.get(b"h/" + block_hash)
         return None if raw is None else int.from_bytes(raw, "big")
 
+    def has_tx(self, tx_hash: bytes) -> bool:
+        return self.db.get(b"t/" + tx_hash) is not None
+
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         raw = self.db.get(b"t/" + tx_hash)
         if raw is None:

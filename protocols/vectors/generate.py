@@ -627,7 +627,6 @@ def vector_genesis() -> Genesis:
 def genesis_file() -> dict[str, Any]:
     genesis = vector_genesis()
     block, writes = genesis_block(genesis, default_apps())
-    document = block.txs[0]
     header = block.header
     return {
         "description": "A small genesis and block 0. Block 0's only 'transaction' is the encoded genesis document "

@@ -147,7 +147,7 @@ async def test_a_bad_raft_frame_resets_only_that_stream(bad: str, caplog: pytest
                              what="the bad-frame log line")
             assert b_key.public.hex()[:16] in caplog.text
             with trio.fail_after(5):  # the stream was reset by a: reading it fails
-                with pytest.raises(Exception):
+                with pytest.raises(Exception):  # noqa: B017 -- libp2p raises several types for a reset stream
                     while await raw.read(1024):
                         pass
         # The node keeps serving: the good stream still delivers, sync still answers.

@@ -451,3 +451,23 @@ def test_tuples_encode_as_arrays() -> None:
 def test_encoded_values_within_default_limits_decode_with_default_limits(value: Any) -> None:
     assume(depth(value) <= codec.DEFAULT_LIMITS.max_depth)
     assert codec.encode(codec.decode(codec.encode(value))) == codec.encode(value)
+
+
+@given(VALUES)
+@settings(max_examples=400, deadline=None)
+def test_encode_equals_cbor2_canonical_mode_whichever_path_it_takes(value: Any) -> None:
+    # encode() uses cbor2's plain mode when every map is already in canonical key order: same bytes required
+    import cbor2
+
+    assert codec.encode(value) == cbor2.dumps(value, canonical=True)
+
+
+@pytest.mark.parametrize("value", [
+    {"b": 1, "a": 2}, {"aa": 1, "b": 2}, {"": 1, "a": 2}, {"é": 1, "b": 2}, [{"z": {"y": 1, "x": 2}}],
+    {"tx": b"1", "code": "x", "flags": [], "index": 0, "events": [], "height": 1, "status": "s", "message": "m"},
+])
+def test_encode_sorts_maps_given_in_any_key_order(value: Any) -> None:
+    import cbor2
+
+    assert codec.encode(value) == cbor2.dumps(value, canonical=True)
+    assert codec.decode(codec.encode(value)) == value

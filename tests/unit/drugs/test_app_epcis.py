@@ -110,3 +110,28 @@ def test_exported_trail_is_schema_valid_epcis_and_reimports_with_the_same_hashes
     assert events[0].event_hash == epcis.parse_event(COMMISSION).event_hash  # captured: given back unchanged
     dot = trail_dot(answer)
     assert '"acme" -> "wholesale"' in dot and "color=red" in dot  # the suspect event is an anomaly
+
+
+def test_trail_picture_renders_to_svg_with_graphviz_or_says_how_to_get_it(chain, tmp_path):
+    # The wallet's `drugs trail --graph FILE.svg`; .ci/run installs Graphviz, so CI renders for real.
+    import shutil
+
+    from hcnode.wallet.cli import WalletError
+    from hcnode.wallet.drugs import write_graph
+
+    chain.do("acme", "drugs.epcis_import", {"events": items(COMMISSION)})
+    chain.do("acme", "drugs.aggregate", {"container": CASE, "units": chain.units("E1", "E2")})
+    chain.do("acme", "drugs.ship", {"to": "wholesale", "containers": [CASE]})
+    chain.do("wholesale", "drugs.receive", {"containers": [CASE]})
+    chain.do("wholesale", "drugs.suspect", {"containers": [CASE], "reason": "seal"})
+    answer = to_json(chain.verify("fda", gtin=GTIN, serial="E1"))
+    svg = tmp_path / "trail.svg"
+    if shutil.which("dot") is None:
+        with pytest.raises(WalletError, match="apt install graphviz"):
+            write_graph(answer, svg)
+        return
+    write_graph(answer, svg)
+    picture = svg.read_text()
+    assert picture.startswith("<?xml") and "<svg" in picture
+    assert "acme" in picture and "wholesale" in picture
+    assert 'stroke="red"' in picture or 'fill="red"' in picture  # the suspect hand-off is drawn in red
