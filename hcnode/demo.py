@@ -14,7 +14,6 @@ import datetime
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
