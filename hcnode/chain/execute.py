@@ -24,7 +24,7 @@ from hcnode.chain import merkle
 from hcnode.chain.app import AppSet, BlockInfo, TxContext
 from hcnode.chain.block import Block, BlockHeader
 from hcnode.chain.errors import Rejected, StateRootMismatch
-from hcnode.chain.state import Overlay, StateReader, next_state_root
+from hcnode.chain.state import BlockReadCache, Overlay, StateReader, next_state_root
 from hcnode.chain.tx import Tx, decode_tx
 
 __all__ = ["Execution", "execute", "apply_block", "check_header", "nonce_key", "read_nonce", "Limits"]
@@ -77,7 +77,7 @@ def execute(
     verified: Mapping[bytes, Tx] | None = None,
 ) -> Execution:
     """Run ``txs`` in order on ``state``; returns writes, receipts and the roots for the header."""
-    block_state = Overlay(state)
+    block_state = Overlay(BlockReadCache(state))
     receipts: list[dict[str, Any]] = []
     tx_hashes: list[bytes] = []
     for index, raw in enumerate(txs):

@@ -21,7 +21,7 @@ import cbor2
 
 from hcnode import codec
 
-__all__ = ["StateReader", "MemoryState", "Overlay", "next_state_root", "ZERO_ROOT"]
+__all__ = ["StateReader", "MemoryState", "BlockReadCache", "Overlay", "next_state_root", "ZERO_ROOT"]
 
 ZERO_ROOT = bytes(32)
 
@@ -53,6 +53,32 @@ class MemoryState:
                 self.data.pop(key, None)
             else:
                 self.data[key] = value
+
+
+class BlockReadCache:
+    """Committed state as one block sees it: each key read from the store at most once.
+
+    Within a block the committed state does not change (writes go to the block's
+    overlay), so remembering the raw bytes read is safe; values are bytes, never
+    shared mutable objects. Hot keys (a sender's role records, a fee schedule)
+    are then read from LevelDB once per block instead of once per transaction.
+    """
+
+    __slots__ = ("base", "seen")
+
+    def __init__(self, base: StateReader) -> None:
+        self.base = base
+        self.seen: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        try:
+            return self.seen[key]
+        except KeyError:
+            value = self.seen[key] = self.base.get(key)
+            return value
+
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self.base.scan(prefix)
 
 
 class Overlay:
