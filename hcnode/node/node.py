@@ -307,11 +307,16 @@ class Node:
         return {"status": "unknown"}
 
     async def wait_committed(self, tx_hash: bytes, timeout_s: float) -> dict[str, Any]:
+        """The status once the transaction commits, or at the timeout.
+
+        An unknown transaction is waited for too: on a testnet it may have been
+        submitted to another node and reach this one by gossip or in a block.
+        """
         with trio.move_on_after(timeout_s):
             async with self._committed:
                 while True:
                     status = self.tx_status(tx_hash)
-                    if status["status"] != "pending":
+                    if status["status"] == "committed":
                         return status
                     await self._committed.wait()
         return self.tx_status(tx_hash)
