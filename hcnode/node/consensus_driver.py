@@ -223,7 +223,8 @@ class RaftDriver:
         ignores it, or answers an old leader with our term so that it steps down."""
         self.stale_messages += 1
         now = trio.current_time()
-        if now - self._stale_logged.get(peer_key, -STALE_LOG_EVERY_S) >= STALE_LOG_EVERY_S:
+        last = self._stale_logged.get(peer_key)
+        if last is None or now - last >= STALE_LOG_EVERY_S:
             self._stale_logged[peer_key] = now
             log.info("consensus: ignored a stale raft %s from %s: term %d < our term %d (%d stale so far)",
                      message.type.value, peer_key.hex()[:16], message.term, term, self.stale_messages)

@@ -238,3 +238,51 @@ async def test_a_committed_forged_block_is_skipped_by_every_node_alike_and_the_n
         for store in stores:
             store.close()
 
+
+
+class _PosingAs:
+    """A 'private key' that only knows a public key: all the plaintext handshake ever asks of it."""
+
+    def __init__(self, public: Any) -> None:
+        self._public = public
+
+    def get_public_key(self) -> Any:
+        return self._public
+
+
+async def test_a_peer_cannot_claim_a_validators_identity_without_its_secret_key() -> None:
+    """libp2p's plaintext channel takes a claimed key on trust; a node must accept only channels that prove it."""
+    from libp2p import new_host
+    from libp2p.crypto.keys import KeyPair
+    from libp2p.crypto.secp256k1 import Secp256k1PrivateKey, Secp256k1PublicKey
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
+    from multiaddr import Multiaddr
+
+    from hcnode.node.framing import encode_frame
+
+    node_key_, victim = p2pkit.keys(2)
+    async with cluster() as c:
+        node = await c.start(node_key_, [node_key_.public, victim.public])
+        # The impostor knows the victim's PUBLIC key (it is in genesis) and nothing else of it.
+        victim_public = Secp256k1PublicKey.from_bytes(victim.public)
+        own = Secp256k1PrivateKey.from_bytes(crypto.PrivateKey.generate().secret)
+        posing = InsecureTransport(KeyPair(_PosingAs(victim_public), victim_public))  # type: ignore[arg-type]
+        host = new_host(key_pair=KeyPair(own, own.get_public_key()), muxer_preference="YAMUX",
+                        sec_opt={TProtocol(PLAINTEXT_PROTOCOL_ID): posing})
+        async with host.run(listen_addrs=[Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            refused = None
+            try:
+                with trio.fail_after(10):
+                    await host.connect(info_from_p2p_addr(Multiaddr(node.listen_addrs()[0])))
+                    stream = await host.new_stream(node.peer_id, [RAFT_PROTOCOL])
+                    await stream.write(encode_frame(b"a vote in the victim's name", 1 << 20))
+            except Exception as exc:  # noqa: BLE001 -- libp2p raises several types for a refused handshake
+                refused = exc
+            with trio.move_on_after(1):
+                sender, payload = await node.raft_inbound.receive()
+                pytest.fail(f"an impostor was taken for validator {sender.hex()[:16]}: {payload!r}")
+            assert refused is not None
+            assert victim.public not in node.connected_keys()
+            await host.close()
