@@ -65,6 +65,7 @@ IN_FLIGHT_TIMEOUT_S = 3.0
 REBROADCAST_AFTER_S = 1.0
 OBSERVER_SYNC_S = 0.5
 SYNC_BATCH = 64
+STALE_LOG_EVERY_S = 1.0
 
 
 # --- wire form -------------------------------------------------------------------------------------
@@ -142,6 +143,8 @@ class RaftDriver:
         self._sync_lock = trio.Lock()
         self._need_sync = False
         self.bad_messages = 0
+        self.stale_messages = 0
+        self._stale_logged: dict[bytes, float] = {}
         self.skipped_blocks = 0
         if self.is_voter:
             self.raw = RawNode(self._raft_config(), self.storage)
@@ -205,12 +208,26 @@ class RaftDriver:
                     raise ValueError(f"claims to be from {message.sender.hex()[:16]}…")
                 if message.recipient != self.me:
                     raise ValueError(f"is addressed to {message.recipient.hex()[:16]}…, not to us")
+                term = self.raw.status().term
+                if message.term < term:
+                    self._note_stale(peer_key, message, term)
                 self.raw.step(message)
             except (ValueError, RaftError) as exc:
                 self.bad_messages += 1
                 log.warning("consensus: dropped a raft message from %s: %s", peer_key.hex()[:16], exc)
                 continue
             self._poke()
+
+    def _note_stale(self, peer_key: bytes, message: Message, term: int) -> None:
+        """Log (at most once a second per peer) a message from an older term; Raft still steps it: it
+        ignores it, or answers an old leader with our term so that it steps down."""
+        self.stale_messages += 1
+        now = trio.current_time()
+        last = self._stale_logged.get(peer_key)
+        if last is None or now - last >= STALE_LOG_EVERY_S:
+            self._stale_logged[peer_key] = now
+            log.info("consensus: ignored a stale raft %s from %s: term %d < our term %d (%d stale so far)",
+                     message.type.value, peer_key.hex()[:16], message.term, term, self.stale_messages)
 
     async def _ready_loop(self) -> None:
         raw = self.raw
@@ -463,4 +480,5 @@ class RaftDriver:
             "raft_commit": status.commit if status else 0,
             "raft_applied": status.applied if status else 0,
             "bad_raft_messages": self.bad_messages,
+            "stale_raft_messages": self.stale_messages,
         }

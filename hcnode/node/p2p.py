@@ -21,6 +21,8 @@ Protocols (every frame: 4-byte big-endian length + canonical CBOR, see ``framing
                      byte strings (raw transactions), bounded in count and bytes.
 
 Decisions:
+- Noise is the only secure channel offered or accepted (``_security``): py-libp2p's default list
+  also has plaintext, whose handshake proves nothing, so a validator could be impersonated.
 - Observers need not be registered: any key may connect, sync blocks and gossip
   transactions (transactions are signed and checked by the node; the chain holds
   no PHI). Only the Raft protocol is restricted to genesis validators. A registry
@@ -54,6 +56,7 @@ from libp2p import new_host
 from libp2p.abc import IHost, INetStream
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.secp256k1 import Secp256k1PrivateKey, Secp256k1PublicKey
+from libp2p.crypto.x25519 import create_new_key_pair as create_new_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.discovery.events.peerDiscovery import peerDiscovery
 from libp2p.network.config import ConnectionConfig
@@ -63,6 +66,8 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID as GOSSIPSUB_V10
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as GOSSIPSUB_V11
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service import background_trio_service
 
 from hcnode import codec, crypto
@@ -216,6 +221,13 @@ class P2PService:
         self.gossip_rejected = 0
         self.started = trio.Event()
 
+    def _security(self) -> dict[TProtocol, Any]:
+        """Noise only. py-libp2p also offers TLS, SECIO and plaintext by default; plaintext takes the
+        peer's claimed key on trust (no proof of the secret key), so anyone who knows a validator's
+        public key, which genesis publishes, could open ``/hcnode/raft/1`` in its name."""
+        return {NOISE_PROTOCOL_ID: NoiseTransport(self._key_pair,
+                                                  noise_privkey=create_new_x25519_key_pair().private_key)}
+
     @staticmethod
     def _libp2p_key_pair(key: crypto.PrivateKey) -> KeyPair:
         private = Secp256k1PrivateKey.from_bytes(key.secret)
@@ -246,6 +258,7 @@ class P2PService:
         params = self.params
         host = new_host(
             key_pair=self._key_pair,
+            sec_opt=self._security(),
             muxer_preference="YAMUX",
             enable_mDNS=params.mdns,
             connection_config=ConnectionConfig(max_connections_per_peer=1),

@@ -24,15 +24,20 @@ from hcnode.testnet import Testnet, TestnetNode
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_testnet(nodes: int) -> Iterator[Testnet]:
-    workdir = Path(tempfile.mkdtemp(prefix="hct", dir="/tmp"))
+def write_testnet_file(workdir: Path, nodes: int) -> Path:
+    """``configs/testnet-3.toml`` for ``nodes`` nodes in ``workdir``, on free ports."""
     text = (REPO / "configs" / "testnet-3.toml").read_text()
     text = re.sub(r"nodes = \d+", f"nodes = {nodes}", text)
     text = re.sub(r'dir = ".*"', 'dir = "."', text)
     text = re.sub(r"base_port = \d+", "base_port = 0", text)
     text = text.replace("log_keep_entries = 1000", "log_keep_entries = 5")  # so restarts exercise block sync
     (workdir / "testnet.toml").write_text(text)
-    net = Testnet(workdir / "testnet.toml")
+    return workdir / "testnet.toml"
+
+
+def make_testnet(nodes: int) -> Iterator[Testnet]:
+    workdir = Path(tempfile.mkdtemp(prefix="hct", dir="/tmp"))
+    net = Testnet(write_testnet_file(workdir, nodes))
     try:
         net.up(detach=False, timeout=60)
         yield net
