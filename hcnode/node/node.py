@@ -292,14 +292,7 @@ class Node:
 
     def apply_external(self, block: Block) -> None:
         """Apply a block made elsewhere (block sync, a Raft leader), checking every root it claims."""
-        try:
-            result = apply_block(self.store, self.apps, block, self._head,
-                                 lambda key: registry.is_validator(self.store, key, block.header.height),
-                                 self.exec_limits)
-        except StateRootMismatch as exc:
-            self._halted = str(exc)
-            log.critical("STATE DIVERGED, not applying further blocks: %s", exc)
-            raise
+        result = self._check_and_execute(block, self._head)
         self.store.commit_block(block, result)
         self._after_commit(block, in_trio=False)
 
