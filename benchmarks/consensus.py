@@ -14,23 +14,21 @@ survivor. If benchmarks/peers.py is present, a 3-member etcd cluster and a
 from __future__ import annotations
 
 import argparse
-import hashlib
 import re
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from node_throughput import BATCH, CLIENTS, HeightWatcher, make_txs, percentile  # noqa: E402
+from benchkit import measure_load, percentile  # noqa: E402
+from node_throughput import make_txs  # noqa: E402
 
 from hcnode.testnet import Testnet  # noqa: E402
-from hcnode.wallet.client import RpcClient  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,50 +55,7 @@ def run_once(txs: list[bytes], rate: float | None) -> tuple[float, list[float], 
     net, workdir = start_testnet()
     try:
         leader = net.wait_leader()
-        watcher = HeightWatcher(leader.socket)
-        watcher.start()
-        submitted: dict[str, float] = {}
-        batches = [txs[i:i + BATCH] for i in range(0, len(txs), BATCH)]
-        errors: list[str] = []
-        start = time.perf_counter()
-
-        def submitter(first: int) -> None:
-            with RpcClient(leader.socket) as conn:
-                for index in range(first, len(batches), CLIENTS):
-                    if rate is not None:
-                        delay = start + index * BATCH / rate - time.perf_counter()
-                        if delay > 0:
-                            time.sleep(delay)
-                    sent = time.perf_counter()
-                    for item in conn.call("tx.submit_batch", txs=[tx.hex() for tx in batches[index]])["results"]:
-                        if "error" in item:
-                            errors.append(str(item["error"]))
-                        else:
-                            submitted[item["tx"]] = sent
-
-        threads = [threading.Thread(target=submitter, args=(i,)) for i in range(CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise RuntimeError(f"{len(errors)} rejected at submit, e.g. {errors[0]}")
-        client = RpcClient(leader.socket, timeout=90)
-        for batch in batches:
-            if client.call("tx.wait", tx=hashlib.sha256(batch[-1]).hexdigest(), timeout_ms=60_000)["status"] != "committed":
-                raise RuntimeError("a submitted transaction did not commit within 60 s")
-        time.sleep(0.05)
-        watcher.stop_flag.set()
-        watcher.join()
-        head = client.call("block.head")["height"]
-        latencies, commit_end = [], 0.0
-        for height in range(1, head + 1):
-            seen = watcher.seen[height]
-            commit_end = max(commit_end, seen)
-            for tx_hash in client.call("block.get", height=height)["tx_hashes"]:
-                latencies.append(seen - submitted.pop(tx_hash))
-        client.close()
-        watcher.client.close()
+        rate_committed, latencies = measure_load(leader.socket, txs, rate)
         recovery = None
         if rate is None:  # measure failover on the saturated run's testnet, with transactions pending
             survivors = [n for n in net.nodes if n is not leader]
@@ -114,7 +69,7 @@ def run_once(txs: list[bytes], rate: float | None) -> tuple[float, list[float], 
                     recovery = time.perf_counter() - killed
                     break
                 time.sleep(0.01)
-        return len(txs) / (commit_end - start), latencies, recovery
+        return rate_committed, latencies, recovery
     finally:
         stop_testnet(net, workdir)
 

@@ -23,7 +23,6 @@ import hashlib
 import os
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -33,13 +32,10 @@ import coincurve  # noqa: E402
 
 from hcnode import crypto  # noqa: E402
 from hcnode.chain import build_tx  # noqa: E402
-from hcnode.wallet.client import RpcClient  # noqa: E402
 
-from benchkit import BenchNode, percentile  # noqa: E402
+from benchkit import BenchNode, measure_load, percentile  # noqa: E402
 
 CHAIN_ID = "hcnode-bench"
-BATCH = 1000
-CLIENTS = 4
 
 
 def verify_ceiling(seconds: float = 1.0) -> float:
@@ -60,85 +56,10 @@ def make_txs(n: int) -> list[bytes]:
     return [build_tx(crypto.PrivateKey.generate(), CHAIN_ID, "registry.patient_register", 0, {}) for _ in range(n)]
 
 
-class HeightWatcher(threading.Thread):
-    """Waits on block.wait and stamps the moment each height becomes visible."""
-
-    def __init__(self, socket: Path) -> None:
-        super().__init__(daemon=True)
-        self.client = RpcClient(socket)
-        self.seen: dict[int, float] = {}
-        self.stop_flag = threading.Event()
-
-    def run(self) -> None:
-        last = 0
-        while not self.stop_flag.is_set():
-            height = self.client.call("block.wait", after=last, timeout_ms=100)["height"]
-            now = time.perf_counter()
-            for h in range(last + 1, height + 1):
-                self.seen.setdefault(h, now)
-            last = height
-
-
 def run_once(txs: list[bytes], rate: float | None) -> tuple[float, list[float]]:
-    """Submit ``txs`` (as fast as possible, or paced at ``rate`` tx/s); returns (tx/s, latencies in s)."""
-    node = BenchNode(CHAIN_ID)
-    try:
-        watcher = HeightWatcher(node.socket)
-        watcher.start()
-        submitted: dict[str, float] = {}
-        start = time.perf_counter()
-        # Several clients submit at once, as a node's many wallets and integrations would:
-        # while one batch is being verified, the next is already parsed and queued.
-        batches = [txs[i:i + BATCH] for i in range(0, len(txs), BATCH)]
-        errors: list[str] = []
-
-        def submitter(first: int) -> None:
-            with RpcClient(node.socket) as conn:
-                for index in range(first, len(batches), CLIENTS):
-                    if rate is not None:
-                        delay = start + index * BATCH / rate - time.perf_counter()
-                        if delay > 0:
-                            time.sleep(delay)
-                    sent = time.perf_counter()
-                    result = conn.call("tx.submit_batch", txs=[tx.hex() for tx in batches[index]])
-                    for item in result["results"]:
-                        if "error" in item:
-                            errors.append(str(item["error"]))
-                        else:
-                            submitted[item["tx"]] = sent
-
-        threads = [threading.Thread(target=submitter, args=(i,)) for i in range(CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise RuntimeError(f"{len(errors)} rejected at submit, e.g. {errors[0]}")
-        client = RpcClient(node.socket)
-        for batch in batches:  # each client's batches commit in order; wait for every batch's last
-            final = client.call("tx.wait", tx=hashlib.sha256(batch[-1]).hexdigest(), timeout_ms=60_000)
-            if final["status"] != "committed":
-                raise RuntimeError("a submitted transaction did not commit within 60 s")
-        # every transaction must be committed, and each latency is measured to its block's visibility
-        time.sleep(0.01)
-        watcher.stop_flag.set()
-        watcher.join()
-        head = client.call("block.head")["height"]
-        latencies = []
-        commit_end = 0.0
-        for height in range(1, head + 1):
-            block = client.call("block.get", height=height)
-            seen = watcher.seen[height]
-            commit_end = max(commit_end, seen)
-            for tx_hash in block["tx_hashes"]:
-                latencies.append(seen - submitted.pop(tx_hash))
-        if submitted:
-            raise RuntimeError(f"{len(submitted)} submitted transactions were not committed")
-        client.close()
-        watcher.client.close()
-        return len(txs) / (commit_end - start), latencies
-    finally:
-        node.stop()
+    """One fresh node: (committed tx/s, latencies in s) for ``txs`` saturated or paced at ``rate``."""
+    with BenchNode(CHAIN_ID) as node:
+        return measure_load(node.socket, txs, rate)
 
 
 def main() -> int:
