@@ -93,6 +93,20 @@ class LocalChain:
         """One transaction in its own block; returns its receipt."""
         return self.block(self.tx(signer, tx_type, payload))[0]
 
+    def ok(self, signer: crypto.PrivateKey, tx_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """``run``, asserting the receipt is ok."""
+        receipt = self.run(signer, tx_type, payload)
+        assert receipt["status"] == "ok", receipt
+        return receipt
+
+    def rejected(self, signer: crypto.PrivateKey, tx_type: str, payload: dict[str, Any], code: str,
+                 text: str = "") -> str:
+        """``run``, asserting a rejection with ``code`` whose message contains ``text``; returns the message."""
+        receipt = self.run(signer, tx_type, payload)
+        assert receipt["status"] == "rejected" and receipt["code"] == code, receipt
+        assert text in receipt["message"], receipt["message"]
+        return receipt["message"]  # type: ignore[no-any-return]
+
     def query(self, name: str, **params: Any) -> Any:
         return self.apps.query(self.state, name, params, self.height)
 
