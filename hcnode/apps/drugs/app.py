@@ -523,8 +523,9 @@ def _disaggregate(op: _Op, sscc: str, units: list[dict[str, str]], containers: l
     for _, record in pairs:
         record["e"].append(eid)
     items.save(pairs)
-    parent["u"] = [i for i in parent["u"] if i not in set(chosen_units)]
-    parent["c"] = [c for c in parent["c"] if c not in set(chosen_containers)]
+    leaving_units, leaving_containers = set(chosen_units), set(chosen_containers)
+    parent["u"] = [i for i in parent["u"] if i not in leaving_units]
+    parent["c"] = [c for c in parent["c"] if c not in leaving_containers]
     parent["e"].append(eid)
     _put(state, _container_key(sscc), parent)
 
