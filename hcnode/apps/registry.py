@@ -478,38 +478,43 @@ def _q_org(state: StateReader, params: dict[str, Any], height: int) -> Any:
     org = read_value(state, _k("org", params["org"]))
     if org is None:
         raise Rejected("not_found", f"no organisation {params['org']!r}")
-    members = [_read_member(raw, height) for _, raw in state.scan(_k("member", params["org"] + "/"))]
-    return {**org, "status": _status(org, height), "members": members}
+    return {**org, "status": _status(org, height),
+            "members": _records_with_status(state, _k("member", params["org"] + "/"), height)}
 
 
-def _read_member(raw: bytes, height: int) -> dict[str, Any]:
-    member = cbor2.loads(raw)
-    member["status"] = _status(member, height)
-    return member  # type: ignore[no-any-return]
+def _with_status(raw: bytes, height: int) -> dict[str, Any]:
+    record = cbor2.loads(raw)
+    record["status"] = _status(record, height)
+    return record  # type: ignore[no-any-return]
+
+
+def _records_with_status(state: StateReader, prefix: bytes, height: int) -> list[dict[str, Any]]:
+    return [_with_status(raw, height) for _, raw in state.scan(prefix)]
+
+
+def _identity_by_key(state: StateReader, key: bytes, kind: str) -> str:
+    """The id of the member or patient that holds or held ``key`` (it follows rotations)."""
+    record = read_value(state, _k("key", key))
+    if record is None or record["kind"] != kind:
+        raise Rejected("not_found", f"no {kind} holds or held this key")
+    return record["identity"]  # type: ignore[no-any-return]
 
 
 def _q_orgs(state: StateReader, params: dict[str, Any], height: int) -> Any:
-    orgs = []
-    for _, raw in state.scan(_k("org") + b"/"):
-        org = cbor2.loads(raw)
-        orgs.append({**org, "status": _status(org, height)})
-    return orgs
+    return _records_with_status(state, _k("org") + b"/", height)
 
 
 def _q_member(state: StateReader, params: dict[str, Any], height: int) -> Any:
     if "member" in params:
         member_id = params["member"]
     elif "key" in params:
-        key_record = read_value(state, _k("key", params["key"]))
-        if key_record is None or key_record["kind"] != "member":
-            raise Rejected("not_found", "no member holds or held this key")
-        member_id = key_record["identity"]
+        member_id = _identity_by_key(state, params["key"], "member")
     else:
         raise Rejected("bad_params", "give 'member' (org/name) or 'key'")
     raw = state.get(_k("member", member_id))
     if raw is None:
         raise Rejected("not_found", f"no member {member_id!r}")
-    return _read_member(raw, height)
+    return _with_status(raw, height)
 
 
 def _q_key(state: StateReader, params: dict[str, Any], height: int) -> Any:
@@ -537,21 +542,14 @@ def _q_proposals(state: StateReader, params: dict[str, Any], height: int) -> Any
 
 
 def _q_validators(state: StateReader, params: dict[str, Any], height: int) -> Any:
-    out = []
-    for _, raw in state.scan(_k("validator") + b"/"):
-        record = cbor2.loads(raw)
-        out.append({**record, "status": _status(record, height)})
-    return out
+    return _records_with_status(state, _k("validator") + b"/", height)
 
 
 def _q_patient(state: StateReader, params: dict[str, Any], height: int) -> Any:
     if "patient" in params:
         pid = params["patient"]
     elif "key" in params:
-        key_record = read_value(state, _k("key", params["key"]))  # follows rotations to the identity
-        if key_record is None or key_record["kind"] != "patient":
-            raise Rejected("not_found", "no patient holds or held this key")
-        pid = key_record["identity"]
+        pid = _identity_by_key(state, params["key"], "patient")
     else:
         raise Rejected("bad_params", "give 'patient' (id) or 'key'")
     record = read_value(state, _k("patient", pid))
