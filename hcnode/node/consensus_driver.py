@@ -21,10 +21,14 @@ Ordering, and why:
   block is written in the block's own batch (``m/raft_applied``), so after a
   restart the node hands Raft exactly what it has applied; re-delivered entries
   are skipped as stale, so replay is idempotent.
-- One block in flight: the leader executes its next block on its head, proposes
-  it, and builds the next one only after that entry was applied or skipped (or
-  leadership changed, or ``IN_FLIGHT_TIMEOUT_S`` passed). Its own execution is
-  reused when the block is applied, so the leader does not execute twice.
+- Pipelined proposals: the leader builds and proposes up to ``PIPELINE_DEPTH``
+  blocks ahead of its head, each on top of the one before (``Node.build_block``
+  keeps them pending), so execution of block h+1 overlaps the replication of h.
+  Its own execution is reused when a block is applied, so the leader does not
+  execute twice. If leadership changes, another block takes a height, or the
+  oldest is not committed within ``IN_FLIGHT_TIMEOUT_S``, all pending blocks are
+  dropped and building starts again from the head (proposals already in the log
+  are then skipped as stale by every node alike).
 - Exactly once: a transaction may sit in every validator's mempool and even in
   two proposals, but nonces and the tx-hash index make only its first inclusion
   count; committed blocks remove their transactions from every mempool.
@@ -38,15 +42,14 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from hcnode import codec
-from hcnode.chain import Block, Rejected, decode_block
-from hcnode.chain.execute import Execution
+from hcnode.chain import Rejected, decode_block
 from hcnode.config import ConsensusParams
 from hcnode.consensus import (
     CatchUpRequest, Config, Entry, EntryType, Message, MessageType, NotLeaderError, ProposalDroppedError, RaftError,
@@ -62,6 +65,8 @@ log = logging.getLogger("hcnode.consensus")
 
 RAFT_APPLIED_KEY = b"m/raft_applied"
 IN_FLIGHT_TIMEOUT_S = 3.0
+PIPELINE_DEPTH = 3
+SLOW_PERSIST_S = 0.1
 REBROADCAST_AFTER_S = 1.0
 OBSERVER_SYNC_S = 0.5
 SYNC_BATCH = 64
@@ -110,13 +115,6 @@ def decode_message(data: bytes, max_bytes: int, max_entries: int) -> Message:
 
 # --- the driver -------------------------------------------------------------------------------------
 
-@dataclass
-class _InFlight:
-    block: Block
-    result: Execution
-    since: float
-
-
 class RaftDriver:
     """Runs Raft for one node: ``await nursery.start(driver.run)`` after the p2p service has started."""
 
@@ -135,11 +133,13 @@ class RaftDriver:
         self.role = "observer"
         self.leader: bytes | None = None
         self._wake = trio.Event()
-        self._in_flight: _InFlight | None = None
-        self._in_flight_done = trio.Event()
-        self._relay_buffer: list[bytes] = []
+        self._oldest_proposed: float | None = None  # when the oldest pending block was proposed
+        self._pipeline_moved = trio.Event()  # a pending block was committed or dropped
+        self._relay_buffer: list[tuple[bytes, bytes]] = []  # (tx hash, raw) admitted here, to publish
         self._relay_wake = trio.Event()
-        self._relayed: dict[bytes, tuple[bytes, float]] = {}  # tx hash -> (raw, last published)
+        # (when published, tx hash), oldest first: rebroadcast visits each transaction about once a
+        # second until it leaves the mempool, never the whole history.
+        self._relayed: deque[tuple[float, bytes]] = deque()
         self._sync_lock = trio.Lock()
         self._need_sync = False
         self.bad_messages = 0
@@ -248,7 +248,12 @@ class RaftDriver:
             self._on_soft_state(rd.soft_state.role, rd.soft_state.leader)
         # 1. persist (synced) ...
         if rd.must_persist:
+            started = trio.current_time()
             await trio.to_thread.run_sync(self.storage.persist, rd)
+            took = trio.current_time() - started
+            if took > SLOW_PERSIST_S:
+                log.warning("consensus: persisting raft state took %.0f ms (slow disk or starved CPU); "
+                            "acknowledgements and heartbeat replies waited for it", took * 1000)
             if rd.restore is not None:
                 self.node.store.db.put(RAFT_APPLIED_KEY, rd.restore[0].to_bytes(8, "big"), sync=True)
         # 2. ... only then send
@@ -273,7 +278,7 @@ class RaftDriver:
                      self.raw.status().term if self.raw else 0)
         self.leader = leader
         if role is not Role.LEADER:
-            self._clear_in_flight()
+            self._drop_pending()
 
     async def _apply_entry(self, entry: Entry) -> None:
         if entry.type is not EntryType.NORMAL or not entry.data:
@@ -285,21 +290,21 @@ class RaftDriver:
             log.warning("consensus: entry %d holds no valid block (%s); skipped by every node", entry.index,
                         exc.message)
             return
-        in_flight = self._in_flight
-        kept = in_flight.result if in_flight is not None and in_flight.block.hash == block.hash else None
+        pending_before = self.node.pending_blocks
         head = self.node.head
         if block.header.height > head.height + 1:
             # We are missing blocks (our log was restored past them or we were restarted behind): sync them.
             self._need_sync = True
-        outcome = await self.node.apply_committed(block, kept, {RAFT_APPLIED_KEY: entry.index.to_bytes(8, "big")})
+        outcome = await self.node.apply_committed(block, {RAFT_APPLIED_KEY: entry.index.to_bytes(8, "big")})
         if outcome != "applied":
             self.skipped_blocks += 1
             if outcome == "stale" and block.header.height <= head.height:
                 log.debug("consensus: entry %d: block %d is already applied", entry.index, block.header.height)
             else:
                 log.info("consensus: entry %d: block %d skipped (%s)", entry.index, block.header.height, outcome)
-        if in_flight is not None and in_flight.block.hash == block.hash:
-            self._clear_in_flight()
+        if self.node.pending_blocks != pending_before:
+            self._oldest_proposed = trio.current_time() if self.node.pending_blocks else None
+            self._pipeline_moved.set()
 
     def _maybe_compact(self) -> None:
         assert self.raw is not None
@@ -310,43 +315,52 @@ class RaftDriver:
 
     # --- proposing (leader) ---------------------------------------------------------------------
 
-    def _clear_in_flight(self) -> None:
-        if self._in_flight is not None:
-            self._in_flight = None
-            self._in_flight_done.set()
+    def _drop_pending(self) -> None:
+        if self.node.pending_blocks:
+            self.node.discard_pending()
+            self._oldest_proposed = None
+            self._pipeline_moved.set()
 
     async def _propose_loop(self) -> None:
         raw = self.raw
         assert raw is not None
+        tick = self.params.tick_ms / 1000
         while True:
             if self.role != "leader" or self.node.halted:
-                await trio.sleep(self.params.tick_ms / 1000)
+                await trio.sleep(tick)
+                continue
+            if self.node.pending_blocks >= PIPELINE_DEPTH:
+                self._pipeline_moved = trio.Event()
+                assert self._oldest_proposed is not None
+                with trio.move_on_at(self._oldest_proposed + IN_FLIGHT_TIMEOUT_S):
+                    await self._pipeline_moved.wait()
+                    continue
+                log.warning("consensus: block %d not committed within %.0f s; building anew",
+                            self.node.head.height + 1, IN_FLIGHT_TIMEOUT_S)
+                self._drop_pending()
                 continue
             await self.node.wait_for_block()
             if self.role != "leader":
                 continue
+            before = self.node.pending_blocks
             built = await self.node.build_block()
             if built is None:
                 continue
-            block, result, _ = built
-            if self.role != "leader" or block.header.prev_hash != self.node.head.hash:
-                continue  # leadership or head changed while executing: build again
+            if self.role != "leader":
+                self._drop_pending()
+                continue
             try:
-                raw.propose(block.encode())
+                raw.propose(built.block.encode())
             except NotLeaderError:
+                self._drop_pending()
                 continue
             except ProposalDroppedError:
-                await trio.sleep(self.params.tick_ms / 1000)
+                self._drop_pending()
+                await trio.sleep(tick)
                 continue
-            self._in_flight = _InFlight(block, result, trio.current_time())
-            self._in_flight_done = trio.Event()
+            if before == 0:
+                self._oldest_proposed = trio.current_time()
             self._poke()
-            with trio.move_on_after(IN_FLIGHT_TIMEOUT_S):
-                await self._in_flight_done.wait()
-            if self._in_flight is not None:
-                log.warning("consensus: block %d not committed within %.0f s; building anew",
-                            block.header.height, IN_FLIGHT_TIMEOUT_S)
-                self._in_flight = None
 
     # --- block sync ---------------------------------------------------------------------------
 
@@ -383,7 +397,7 @@ class RaftDriver:
                         except Rejected as exc:
                             log.warning("consensus: block sync: bad block from %s: %s", peer.hex()[:16], exc.message)
                             break
-                        outcome = await self.node.apply_committed(block, None, {})
+                        outcome = await self.node.apply_committed(block, {})
                         if outcome != "applied":
                             log.warning("consensus: block sync: block %d from %s refused (%s)",
                                         block.header.height, peer.hex()[:16], outcome)
@@ -403,8 +417,8 @@ class RaftDriver:
 
     # --- transaction gossip -------------------------------------------------------------------------
 
-    def _relay(self, raw: bytes) -> None:
-        self._relay_buffer.append(raw)
+    def _relay(self, tx_hash: bytes, raw: bytes) -> None:
+        self._relay_buffer.append((tx_hash, raw))
         self._relay_wake.set()
 
     async def _gossip_out(self) -> None:
@@ -416,20 +430,19 @@ class RaftDriver:
             self._relay_wake = trio.Event()
             await trio.sleep(0.005)  # let a burst of submissions gather into one batch
             pending, self._relay_buffer = self._relay_buffer, []
-            now = trio.current_time()
             batch: list[bytes] = []
             size = 0
-            for raw in pending + [b""]:
-                if raw and len(batch) < limit_txs and size + len(raw) + 8 <= limit_bytes:
-                    batch.append(raw)
-                    size += len(raw) + 8
-                    continue
-                if batch:
+            for _, raw in pending:
+                if batch and (len(batch) >= limit_txs or size + len(raw) + 8 > limit_bytes):
                     await self._publish(batch)
-                batch, size = ([raw], len(raw) + 8) if raw else ([], 0)
+                    batch, size = [], 0
+                batch.append(raw)
+                size += len(raw) + 8
+            if batch:
+                await self._publish(batch)
+            now = trio.current_time()
             if len(self._relayed) < 200_000:
-                for raw in pending:
-                    self._relayed[codec.sha256(raw)] = (raw, now)
+                self._relayed.extend((now, tx_hash) for tx_hash, _ in pending)
 
     async def _publish(self, batch: list[bytes]) -> None:
         try:
@@ -438,22 +451,26 @@ class RaftDriver:
             log.warning("consensus: could not gossip %d transactions: %s", len(batch), exc)
 
     async def _rebroadcast(self) -> None:
-        """Gossip is best effort: publish again what we admitted and is still pending after a while."""
+        """Gossip is best effort: publish again what we admitted and is still pending after a while.
+
+        The leader keeps tracking its own (it may lose leadership) but needs no one else to have them."""
         while True:
             await trio.sleep(REBROADCAST_AFTER_S)
             now = trio.current_time()
             again = []
-            for tx_hash, (raw, when) in list(self._relayed.items()):
-                if tx_hash not in self.node.mempool:
-                    del self._relayed[tx_hash]
-                elif now - when >= REBROADCAST_AFTER_S and self.role != "leader":
-                    again.append(raw)
-                    self._relayed[tx_hash] = (raw, now)
+            relayed = self._relayed
+            while relayed and now - relayed[0][0] >= REBROADCAST_AFTER_S:
+                _, tx_hash = relayed.popleft()
+                tx = self.node.mempool.by_hash.get(tx_hash)
+                if tx is None:
+                    continue  # committed (or evicted): done
+                if self.role == "leader":
+                    relayed.append((now, tx_hash))
+                else:
+                    again.append((tx_hash, tx.raw))  # _gossip_out publishes and tracks it afresh
             if again:
                 self._relay_buffer.extend(again)
                 self._relay_wake.set()
-                for raw in again:  # _gossip_out records them afresh
-                    self._relayed.pop(codec.sha256(raw), None)
 
     async def _gossip_in(self) -> None:
         async for origin, txs in self.p2p.tx_batches:

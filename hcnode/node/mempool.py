@@ -11,7 +11,7 @@ taken before it in the same block, so the block never carries a nonce gap.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 from hcnode.chain.errors import Rejected
 from hcnode.chain.tx import Tx
@@ -53,8 +53,13 @@ class Mempool:
             nonce += 1
         return nonce
 
-    def select(self, max_txs: int, max_bytes: int, committed_nonce: Callable[[bytes], int]) -> list[Tx]:
-        """The next block's transactions, in arrival order, each sender's in nonce order, no gaps."""
+    def select(self, max_txs: int, max_bytes: int, committed_nonce: Callable[[bytes], int],
+               exclude: Container[bytes] = frozenset()) -> list[Tx]:
+        """The next block's transactions, in arrival order, each sender's in nonce order, no gaps.
+
+        ``exclude``: hashes already in blocks built on top of the committed state (``committed_nonce``
+        then counts them as used), passed over without being taken for stale.
+        """
         chosen: list[Tx] = []
         size = 0
         next_nonce: dict[bytes, int] = {}
@@ -63,6 +68,8 @@ class Mempool:
         for tx in self.by_hash.values():
             if len(chosen) >= max_txs or size >= max_bytes:
                 break
+            if tx.hash in exclude:
+                continue
             expected = next_nonce.get(tx.sender)
             if expected is None:
                 expected = next_nonce[tx.sender] = committed_nonce(tx.sender)

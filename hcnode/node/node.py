@@ -16,6 +16,15 @@ Two ways blocks get made:
   ``build_block`` for a block when this node leads, proposes it to Raft, and
   every node commits Raft-committed blocks with ``apply_committed``.
 Admission, the mempool and waiting for receipts are the same in both.
+
+Pipelining: a block built here but not yet committed stays *pending*; the next
+one is built on top of it (its state is the pending blocks' writes over the
+store, its transactions are left out of the selection), so the leader executes
+block h+1 while h replicates. Committing the first pending block reuses its
+execution; if any other block is committed instead, every pending block was
+built on a head that no longer is, and all are dropped (Raft skips them as stale
+on every node alike). Transaction execution reads state by key only (no scans),
+which is what makes an overlay of pending writes a faithful base.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -35,15 +45,25 @@ from hcnode.chain import (
     decode_block, decode_tx, execute, genesis_block, read_nonce, sign_block,
 )
 from hcnode.chain.execute import Execution
+from hcnode.chain.state import Overlay
 from hcnode.chain.execute import Limits as ExecLimits
 from hcnode.config import Config
 from hcnode.node.mempool import Mempool
 from hcnode.node.store import StorageError, Store
 from hcnode.node.verifier import Verifier
 
-__all__ = ["Node"]
+__all__ = ["Node", "PendingBlock"]
 
 log = logging.getLogger("hcnode.node")
+
+
+@dataclass
+class PendingBlock:
+    """A block this node built and signed that is not committed yet, with its execution."""
+    block: Block
+    result: Execution
+    tx_hashes: frozenset[bytes]
+    size: int
 
 
 class Node:
@@ -60,10 +80,14 @@ class Node:
         self._work = trio.Event()
         self._halted: str | None = None
         self._pending_since: float | None = None
+        self._pending: list[PendingBlock] = []  # built here, not committed; each on top of the one before
+        self._pending_state: Overlay | None = None  # their writes, in order, over the store
+        self._pending_txs: set[bytes] = set()
+        self._pending_bytes = 0
         self.verifier = verifier if verifier is not None else Verifier(self.chain_id, config.limits.max_tx_bytes, 0)
         self.started_ms = int(time.time() * 1000)
-        self.relay: Callable[[bytes], None] | None = None
-        """Called with each transaction admitted from a local client (the driver gossips them)."""
+        self.relay: Callable[[bytes, bytes], None] | None = None
+        """Called with (hash, raw) of each transaction admitted from a local client (the driver gossips them)."""
         self.consensus_info: Callable[[], dict[str, Any]] | None = None
         """Set by the Raft driver: role, term, leader, peers, lag for ``info``."""
         self._open(genesis)
@@ -146,10 +170,10 @@ class Node:
         self.mempool.add(tx, read_nonce(self.store, tx.sender))
         if self._pending_since is None:
             self._pending_since = trio.current_time()
-        if len(self.mempool) == 1 or self._block_full():
+        if self._unbuilt_txs() == 1 or self._block_full():
             self._work.set()
         if relay and self.relay is not None:
-            self.relay(raw)
+            self.relay(tx_hash, raw)
         return tx_hash, "accepted"
 
     def _known(self, tx_hash: bytes) -> str | None:
@@ -160,8 +184,13 @@ class Node:
             return "committed"
         return None
 
+    def _unbuilt_txs(self) -> int:
+        """Transactions in the mempool that no pending block holds yet."""
+        return len(self.mempool) - len(self._pending_txs)
+
     def _block_full(self) -> bool:
-        return len(self.mempool) >= self.config.block.max_txs or self.mempool.bytes >= self.config.block.max_bytes
+        return (self._unbuilt_txs() >= self.config.block.max_txs
+                or self.mempool.bytes - self._pending_bytes >= self.config.block.max_bytes)
 
     def next_nonce(self, sender: bytes) -> tuple[int, int]:
         committed = read_nonce(self.store, sender)
@@ -176,8 +205,8 @@ class Node:
             await self._produce()
 
     async def wait_for_block(self) -> None:
-        """Sleep until the mempool fills a block, or ``interval_ms`` after its first pending transaction."""
-        while not len(self.mempool):
+        """Sleep until unbuilt transactions fill a block, or ``interval_ms`` after the first of them arrived."""
+        while self._unbuilt_txs() <= 0:
             self._work = trio.Event()
             await self._work.wait()
         deadline = (self._pending_since or trio.current_time()) + self.config.block.interval_ms / 1000
@@ -190,33 +219,60 @@ class Node:
         built = await self.build_block()
         if built is None:
             return
-        block, result, chosen = built
-        await self.commit(block, result)
-        self._log_block(block, result)
+        await self.commit(built.block, built.result)
+        self._log_block(built.block, built.result)
 
-    async def build_block(self) -> tuple[Block, Execution, list[Tx]] | None:
-        """Select from the mempool, execute on the current head and sign: the next block, not yet committed.
+    @property
+    def pending_blocks(self) -> int:
+        return len(self._pending)
 
-        Returns None (after a pause when only nonce gaps remain) if nothing can go in a block.
-        The state is only read here; nothing changes until the block is committed.
+    async def build_block(self) -> PendingBlock | None:
+        """Select from the mempool, execute and sign the next block on top of the head and any pending blocks.
+
+        The block becomes pending (see the module notes). Returns None (after a pause when only
+        nonce gaps remain) if nothing can go in a block. Committed state is only read here.
         """
         limits = self.config.block
-        chosen = self.mempool.select(limits.max_txs, limits.max_bytes, lambda s: read_nonce(self.store, s))
+        base = self._pending[-1].block.header if self._pending else self._head
+        state = self._pending_state if self._pending_state is not None else self.store
+        chosen = self.mempool.select(limits.max_txs, limits.max_bytes, lambda s: read_nonce(state, s),
+                                     exclude=self._pending_txs)
         if not chosen:
-            self._pending_since = trio.current_time() if len(self.mempool) else None
-            if len(self.mempool):
+            self._pending_since = trio.current_time() if self._unbuilt_txs() > 0 else None
+            if self._unbuilt_txs() > 0:
                 await trio.sleep(self.config.block.interval_ms / 1000)  # only nonce gaps wait; don't spin
             return None
-        head = self._head
-        time_ms = max(int(time.time() * 1000), head.time_ms)  # leader time never runs backwards
-        info = BlockInfo(self.chain_id, head.height + 1, time_ms, self.key.public)
+        time_ms = max(int(time.time() * 1000), base.time_ms)  # leader time never runs backwards
+        info = BlockInfo(self.chain_id, base.height + 1, time_ms, self.key.public)
         raw_txs = [tx.raw for tx in chosen]
         verified = {tx.hash: tx for tx in chosen}
-        result = execute(self.store, self.apps, info, raw_txs, self.store.state_root, self.exec_limits, verified)
-        header = BlockHeader(self.chain_id, info.height, head.hash, time_ms, result.tx_root,
+        # In a worker thread, so the loop keeps answering Raft (heartbeats, votes) while a big block executes.
+        result = await trio.to_thread.run_sync(execute, state, self.apps, info, raw_txs, base.state_root,
+                                               self.exec_limits, verified)
+        if base.hash != (self._pending[-1].block.header if self._pending else self._head).hash:
+            return None  # a block was committed or the pending ones dropped meanwhile: this one's base is gone
+        header = BlockHeader(self.chain_id, info.height, base.hash, time_ms, result.tx_root,
                              result.receipt_root, result.state_root, self.key.public)
-        block = sign_block(self.key, header, raw_txs)
-        return block, result, chosen
+        pending = PendingBlock(sign_block(self.key, header, raw_txs), result, frozenset(verified),
+                               sum(len(raw) for raw in raw_txs))
+        self._pending.append(pending)
+        if self._pending_state is None:
+            self._pending_state = Overlay(self.store)
+        self._pending_state.writes.update(result.writes)
+        self._pending_txs.update(pending.tx_hashes)
+        self._pending_bytes += pending.size
+        self._pending_since = trio.current_time() if self._unbuilt_txs() > 0 else None
+        return pending
+
+    def discard_pending(self) -> None:
+        """Forget every pending block: they will not be committed on this head (leadership or head changed)."""
+        self._pending.clear()
+        self._pending_state = None
+        self._pending_txs.clear()
+        self._pending_bytes = 0
+        if self._unbuilt_txs() > 0:
+            self._pending_since = self._pending_since or trio.current_time()
+            self._work.set()
 
     def _log_block(self, block: Block, result: Execution) -> None:
         rejected = sum(1 for r in result.receipts if r["status"] != "ok")
@@ -231,12 +287,20 @@ class Node:
 
     def _after_commit(self, block: Block, in_trio: bool = True) -> None:
         self._head = block.header
+        if self._pending and self._pending[0].block.hash == block.hash:
+            done = self._pending.pop(0)
+            self._pending_txs.difference_update(done.tx_hashes)
+            self._pending_bytes -= done.size
+            if not self._pending:
+                self._pending_state = None  # its writes are all in the store now
+        elif self._pending:
+            self.discard_pending()  # another block took the height: ours were built on a head that no longer is
         for raw in block.txs:
             self.mempool.remove(hashlib.sha256(raw).digest())
         if in_trio:
             # Keep the clock of the oldest wait rather than restarting it: under load the next block is cut
             # as soon as this one is committed, not a whole interval later (that idle gap halved throughput).
-            if not len(self.mempool):
+            if self._unbuilt_txs() <= 0:
                 self._pending_since = None
             elif self._pending_since is None:
                 self._pending_since = trio.current_time()
@@ -256,24 +320,23 @@ class Node:
             finally:
                 self._committed.release()
 
-    async def apply_committed(self, block: Block, kept: Execution | None,
-                              extra: dict[bytes, bytes]) -> str:
+    async def apply_committed(self, block: Block, extra: dict[bytes, bytes]) -> str:
         """Apply a Raft-committed block on every node, deterministically.
 
         Returns "applied", or why it was skipped: "stale" (it does not extend our
         head: a proposal built on an old head, or one we already have from block
         sync) or "bad_block" (header, signature or encoding refused). Every node
         reaches the same verdict from the same block and head, so skipping never
-        diverges. ``kept`` is the leader's own execution of the block (it built it
-        on this very head), which saves re-executing it; the batch written is the same.
+        diverges. The leader's first pending block, built on this very head, is
+        committed with its own execution rather than executed again: the batch is the same.
         Raises StateRootMismatch (and halts) if our execution differs from the block's roots.
         """
         head = self._head
         header = block.header
         if header.height != head.height + 1 or header.prev_hash != head.hash:
             return "stale"
-        if kept is not None:
-            result = kept
+        if self._pending and self._pending[0].block.hash == block.hash:
+            result = self._pending[0].result
         else:
             try:
                 result = await trio.to_thread.run_sync(self._check_and_execute, block, head)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -84,10 +85,16 @@ def commits_go_on(net: Testnet, nodes: list[TestnetNode], entry: TestnetNode) ->
     return height
 
 
-def leaders_and_terms(nodes: list[TestnetNode]) -> dict[int, tuple[Any, int]]:
-    infos = {n.index: n.info() for n in nodes}
-    assert all(i is not None for i in infos.values()), infos
-    return {index: (info["leader"], info["term"]) for index, info in infos.items()}  # type: ignore[index]
+def leaders_and_terms(nodes: list[TestnetNode], timeout: float = 20.0) -> dict[int, tuple[Any, int]]:
+    """Each node's (leader, term), once all of them agree (a node may learn of the leader a moment later)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        infos = {n.index: n.info() for n in nodes}
+        assert all(i is not None for i in infos.values()), infos
+        seen = {index: (info["leader"], info["term"]) for index, info in infos.items()}  # type: ignore[index]
+        if len(set(seen.values())) == 1 and None not in next(iter(seen.values())) or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.05)
 
 
 def assert_running(nodes: list[TestnetNode]) -> None:

@@ -140,6 +140,24 @@ def test_select_never_crosses_a_nonce_gap() -> None:
     assert len(pool) == 5  # nothing was dropped
 
 
+def test_select_passes_over_transactions_of_pending_blocks_without_dropping_them() -> None:
+    """The leader builds block h+1 while h replicates: h's transactions are excluded, and the nonces
+    it used count as taken (read from the pending state), yet they stay in the mempool until committed."""
+    pool = Mempool(10)
+    a0, a1, a2, b0 = mk(A, 0), mk(A, 1), mk(A, 2), mk(B, 0)
+    for tx in (a0, b0, a1, a2):
+        pool.add(tx, 0)
+    first = pool.select(2, 10_000, committed())
+    assert picked(first) == [(A, 0), (B, 0)]
+    after_first = committed({A: 1, B: 1})  # the state with the pending block applied
+    second = pool.select(10, 10_000, after_first, exclude={tx.hash for tx in first})
+    assert picked(second) == [(A, 1), (A, 2)]
+    assert len(pool) == 4, "transactions of the pending block are not taken for stale"
+    # without the exclusion they would count as stale (their nonces are used) and be dropped
+    pool.select(10, 10_000, after_first)
+    assert len(pool) == 2
+
+
 def test_select_starts_at_each_senders_committed_nonce() -> None:
     pool = Mempool(10)
     for n in (5, 6):
