@@ -9,15 +9,26 @@
 #
 #     if node.has_ready():
 #         rd = node.ready()
+#         send(rd.early_messages)                              # 0. may go out while persisting
 #         if rd.restore:    storage.restore(*rd.restore)      # 1. persist ...
 #         storage.append(rd.entries)                           #    ... entries
 #         if rd.hard_state: storage.set_hard_state(rd.hard_state)  # ... and hard state, durably (fsync)
-#         send(rd.messages)                                    # 2. only now send
+#         send(rd.late_messages)                               # 2. only now send the rest
 #         apply(rd.committed_entries)                          # 3. apply, in order
 #         node.advance(rd)                                     # 4. acknowledge
 #
 # Step 1 must complete before step 2: a vote or an append acknowledgement is a
 # promise that survives a crash only if the vote and entries are on disk first.
+# A leader's appends and heartbeats promise nothing about its own disk, nor does
+# a heartbeat reply (it carries only the term), so they may go out while the
+# entries are being written (etcd: "Messages may be sent while entries from the
+# same batch are being persisted"; Raft thesis 10.2.1). A follower's heartbeat
+# reply then does not wait for its fsync, so a slow disk does not look like a
+# dead follower to check-quorum.
+# This is safe because the leader counts its own entries toward a commit at
+# once, but any commit index it *sends* or *applies* comes in a later Ready,
+# which the caller handles only after this one's persist completed. Never when
+# the Ready changes term or vote, or restores the log: then everything waits.
 # `tick`, `step` and `propose` may be called between `ready` and `advance`;
 # `ready` must not be called again before `advance`.
 from __future__ import annotations
@@ -25,11 +36,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import RaftError
-from .messages import Entry, HardState, Message, NodeId, Role, SoftState
+from .messages import Entry, HardState, Message, MessageType, NodeId, Role, SoftState
 from .raft import CatchUpRequest, Config, Raft
 from .storage import Storage
 
 __all__ = ["RawNode", "Ready", "Status"]
+
+_NO_PROMISE = frozenset((MessageType.APP, MessageType.HEARTBEAT, MessageType.SNAPSHOT_NEEDED,
+                         MessageType.HEARTBEAT_RESP))
 
 
 @dataclass(frozen=True)
@@ -40,7 +54,8 @@ class Ready:
       `entries` (only after `RawNode.restore`).
     - `hard_state`: store durably if not None (it changed).
     - `entries`: append durably (replacing any conflicting stored suffix).
-    - `messages`: send only after the two above are durable.
+    - `messages`: send only after the two above are durable, except `early_messages`
+      (see the module comment), which may be sent while they are being written.
     - `committed_entries`: apply in order; they are committed by a quorum.
     - `soft_state`: new leader/role if it changed; informational.
     - `catch_up`: the leader has compacted entries this node needs; start block sync.
@@ -53,6 +68,22 @@ class Ready:
     committed_entries: tuple[Entry, ...]
     restore: tuple[int, int] | None = None
     catch_up: CatchUpRequest | None = None
+    keeps_term_and_vote: bool = False
+    """Whether persisting this Ready leaves term and vote as they were on disk."""
+
+    @property
+    def early_messages(self) -> tuple[Message, ...]:
+        """Appends, heartbeats and heartbeat replies, when this Ready changes neither term nor vote nor restores."""
+        if not self.keeps_term_and_vote or self.restore is not None:
+            return ()
+        return tuple(m for m in self.messages if m.type in _NO_PROMISE)
+
+    @property
+    def late_messages(self) -> tuple[Message, ...]:
+        """Everything else: responses and votes are promises, sent only once the Ready is durable."""
+        if not self.keeps_term_and_vote or self.restore is not None:
+            return self.messages
+        return tuple(m for m in self.messages if m.type not in _NO_PROMISE)
 
     @property
     def must_persist(self) -> bool:
@@ -149,6 +180,7 @@ class RawNode:
             committed_entries=tuple(raft.log.next_committed_entries()),
             restore=raft.log.pending_restore(),
             catch_up=raft.catch_up,
+            keeps_term_and_vote=(hard.term, hard.vote) == (self._prev_hard_state.term, self._prev_hard_state.vote),
         )
         raft.msgs = []
         raft.catch_up = None

@@ -11,8 +11,10 @@ via ``Node``), libp2p (``p2p``), the on-disk layout (``store``, ``raft_store``).
 Ordering, and why:
 - Persist before send: a Ready's restore point, entries and hard state are
   written in one synced LevelDB batch (``LevelDBRaftStorage.persist``) before
-  any of its messages is queued; a vote or an append acknowledgement is thus a
-  promise that survives ``kill -9``.
+  any of its acknowledgements or votes is queued; each is thus a promise that
+  survives ``kill -9``. A leader's appends and heartbeats go out while its own
+  batch is written (``Ready.early_messages``: safe, see ``consensus.rawnode``),
+  so replication overlaps the leader's fsync.
 - Apply in log order, deterministically: each committed NORMAL entry holds one
   encoded block. A block that does not extend the head (a proposal built on an
   old head, or one already fetched by block sync) is skipped by every node; a
@@ -246,6 +248,8 @@ class RaftDriver:
         assert raw is not None
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.role, rd.soft_state.leader)
+        # 0. appends and heartbeats (and their replies) go out while the entries are written (rawnode: safe)
+        self._send_all(rd.early_messages)
         # 1. persist (synced) ...
         if rd.must_persist:
             started = trio.current_time()
@@ -253,16 +257,11 @@ class RaftDriver:
             took = trio.current_time() - started
             if took > SLOW_PERSIST_S:
                 log.warning("consensus: persisting raft state took %.0f ms (slow disk or starved CPU); "
-                            "acknowledgements and heartbeat replies waited for it", took * 1000)
+                            "acknowledgements and votes waited for it", took * 1000)
             if rd.restore is not None:
                 self.node.store.db.put(RAFT_APPLIED_KEY, rd.restore[0].to_bytes(8, "big"), sync=True)
-        # 2. ... only then send
-        for message in rd.messages:
-            try:
-                self.p2p.send(message.recipient, encode_message(message))  # type: ignore[arg-type]
-            except (ValueError, RuntimeError) as exc:
-                log.warning("consensus: cannot send %s to %s: %s", message.type.value,
-                            bytes(message.recipient).hex()[:16], exc)
+        # 2. ... only then what promises something (acknowledgements, votes)
+        self._send_all(rd.late_messages)
         # 3. apply in order
         for entry in rd.committed_entries:
             await self._apply_entry(entry)
@@ -270,6 +269,14 @@ class RaftDriver:
         self._maybe_compact()
         if rd.catch_up is not None:
             await self._catch_up(rd.catch_up)
+
+    def _send_all(self, messages: Iterable[Message]) -> None:
+        for message in messages:
+            try:
+                self.p2p.send(message.recipient, encode_message(message))  # type: ignore[arg-type]
+            except (ValueError, RuntimeError) as exc:
+                log.warning("consensus: cannot send %s to %s: %s", message.type.value,
+                            bytes(message.recipient).hex()[:16], exc)
 
     def _on_soft_state(self, role: Role, leader: Any) -> None:
         self.role = {Role.LEADER: "leader", Role.FOLLOWER: "follower"}.get(role, "candidate")

@@ -13,6 +13,8 @@
 # atomic step (persist, then send, then apply, then advance), but Readies pile
 # up between steps, so a crash loses whatever the node had not handed out in a
 # Ready yet: the unpersisted tail of its log and its unpersisted hard state.
+# The Ready's early messages (sent while the node's disk write is under way)
+# go out first, and a crash may strike between them and the write.
 # Applied entries are durable (the node applies blocks in a synced batch), so
 # a restarted node gets `Config.applied` = what it applied before.
 #
@@ -437,6 +439,15 @@ class Simulator:
         raw = sim_node.raw
         assert raw is not None
         rd = raw.ready()
+        # 0. messages that may leave while the disk write is under way (Ready.early_messages); a crash
+        # may come before the write completes. The mutation sends everything early, acknowledgements too.
+        everything_early = self.schedule.mutation == "send_before_persist"
+        early, late = (rd.messages, ()) if everything_early else (rd.early_messages, rd.late_messages)
+        for message in early:
+            self._send(message)
+        if early and not self.healed and self.schedule.crash_rate > 0 and self.rng.random() < self.schedule.crash_rate:
+            self._crash(node_id)  # the Ready's entries and hard state never reached the disk
+            return
         # 1. persist
         if rd.restore is not None:
             sim_node.storage.restore(*rd.restore)
@@ -446,8 +457,8 @@ class Simulator:
             self._check_log_matching(node_id, rd.entries)
         if rd.hard_state is not None and self.schedule.mutation != "skip_hard_state":
             sim_node.storage.set_hard_state(rd.hard_state)
-        # 2. send
-        for message in rd.messages:
+        # 2. send the rest
+        for message in late:
             self._send(message)
         # 3. apply
         for entry in rd.committed_entries:

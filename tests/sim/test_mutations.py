@@ -26,6 +26,16 @@ def test_simulator_catches_a_disk_that_forgets_term_and_vote_within_200_seeds() 
     assert run_schedule(first.seed, 3).ok  # and it is the mutation that fails it
 
 
+def test_simulator_catches_acknowledgements_sent_before_the_disk_write_within_100_seeds() -> None:
+    """Only appends, heartbeats and heartbeat replies may leave while a Ready is being persisted; with
+    every message early (acknowledgements and votes too), a crash before the write breaks safety."""
+    results = run_many([(seed, 3) for seed in range(100)], mutation="send_before_persist", workers=WORKERS)
+    safety = [r for r in results if not r.ok and "liveness" not in r.line()]
+    assert safety, "the simulator missed acknowledgements sent before persisting"
+    assert run_schedule(safety[0].seed, 3, "send_before_persist") == safety[0]
+    assert run_schedule(safety[0].seed, 3).ok  # the real rule (Ready.early_messages) passes the same schedule
+
+
 def test_figure8_scenario_catches_committing_previous_term_entries_by_counting() -> None:
     run_figure8_scenario()  # passes with the real rule
     with commit_previous_terms(), pytest.raises(AssertionError):

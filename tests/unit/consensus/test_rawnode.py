@@ -73,6 +73,65 @@ def test_persist_before_send_contract() -> None:
     assert [(m.type, m.index) for m in rd.messages] == [(MessageType.APP_RESP, 1)]
 
 
+def elected_leader() -> tuple[RawNode, MemoryStorage]:
+    """Node 1 wins the (pre-)vote with node 2's answers."""
+    leader, storage = new_node("1")
+    leader.campaign()
+    answers = {MessageType.PRE_VOTE: MessageType.PRE_VOTE_RESP, MessageType.VOTE: MessageType.VOTE_RESP}
+    while leader.status().role is not Role.LEADER:
+        sent: list[Message] = []
+        handle(leader, storage, sent)
+        for m in sent:
+            if m.recipient == "2" and m.type in answers:
+                leader.step(Message(answers[m.type], "2", "1", term=m.term))
+    sent = []
+    handle(leader, storage, sent)  # its first entry goes out; both followers take it
+    for m in sent:
+        if m.type is MessageType.APP:
+            leader.step(Message(MessageType.APP_RESP, m.recipient, "1", term=m.term, index=m.index + len(m.entries)))
+    handle(leader, storage)
+    return leader, storage
+
+
+def test_only_messages_that_promise_nothing_may_leave_before_the_ready_is_persisted() -> None:
+    """A leader's appends go out while its own entries are written; acknowledgements and votes wait."""
+    leader, storage = elected_leader()
+    leader.propose(b"block-1")
+    rd = leader.ready()
+    assert [e.data for e in rd.entries] == [b"block-1"] and rd.must_persist
+    assert {m.type for m in rd.early_messages} == {MessageType.APP} and rd.late_messages == ()
+    handle_rest = rd  # persist and advance as the shell does
+    storage.append(handle_rest.entries)
+    leader.advance(handle_rest)
+
+    # A follower's acknowledgement of the same entries is a promise: it waits for the disk write ...
+    follower, follower_storage = new_node("3")
+    follower.step(Message(MessageType.APP, "1", "3", term=1, index=0, log_term=0,
+                          entries=(Entry(term=1, index=1, data=b"b1"),)))
+    rd = follower.ready()
+    assert rd.early_messages == () and [m.type for m in rd.late_messages] == [MessageType.APP_RESP]
+    handle_rd(follower, follower_storage, rd)
+    # ... while a heartbeat reply in a Ready that keeps term and vote carries nothing to wait for.
+    follower.step(Message(MessageType.HEARTBEAT, "1", "3", term=1, commit=1))
+    rd = follower.ready()
+    assert [m.type for m in rd.early_messages] == [MessageType.HEARTBEAT_RESP] and rd.late_messages == ()
+    handle_rd(follower, follower_storage, rd)
+
+    # A Ready that changes term or vote sends nothing early, not even a heartbeat reply.
+    newcomer, _ = new_node("2")
+    newcomer.step(Message(MessageType.HEARTBEAT, "1", "2", term=3, commit=0))
+    rd = newcomer.ready()
+    assert rd.hard_state is not None and rd.hard_state.term == 3
+    assert rd.early_messages == () and [m.type for m in rd.late_messages] == [MessageType.HEARTBEAT_RESP]
+
+
+def handle_rd(node: RawNode, storage: MemoryStorage, rd: Ready) -> None:
+    storage.append(rd.entries)
+    if rd.hard_state is not None:
+        storage.set_hard_state(rd.hard_state)
+    node.advance(rd)
+
+
 def test_unpersisted_vote_is_forgotten_after_crash() -> None:
     follower, storage = new_node("3")
     follower.step(Message(MessageType.VOTE, "1", "3", term=1))
