@@ -108,7 +108,8 @@ class HeightWatcher(threading.Thread):
             last = height
 
 
-def measure_load(socket: Path, txs: list[bytes], rate: float | None) -> tuple[float, list[float]]:
+def measure_load(socket: Path, txs: list[bytes], rate: float | None,
+                 batch: int = BATCH) -> tuple[float, list[float]]:
     """Submit ``txs`` to the node at ``socket`` (as fast as possible, or paced at ``rate`` tx/s).
 
     Returns (committed tx/s, each transaction's latency in s from its batch's submission to the
@@ -120,14 +121,14 @@ def measure_load(socket: Path, txs: list[bytes], rate: float | None) -> tuple[fl
     start = time.perf_counter()
     # Several clients submit at once, as a node's many wallets and integrations would:
     # while one batch is being verified, the next is already parsed and queued.
-    batches = [txs[i:i + BATCH] for i in range(0, len(txs), BATCH)]
+    batches = [txs[i:i + batch] for i in range(0, len(txs), batch)]
     errors: list[str] = []
 
     def submitter(first: int) -> None:
         with RpcClient(socket) as conn:
             for index in range(first, len(batches), CLIENTS):
                 if rate is not None:
-                    delay = start + index * BATCH / rate - time.perf_counter()
+                    delay = start + index * batch / rate - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)
                 sent = time.perf_counter()
