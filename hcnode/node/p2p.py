@@ -43,8 +43,10 @@ Decisions:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -65,7 +67,9 @@ from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID as GOSSIPSUB_V10
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as GOSSIPSUB_V11
 from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
+from google.protobuf.message import DecodeError
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service import background_trio_service
@@ -91,6 +95,41 @@ WRITE_CHUNK_BYTES = 1 << 20
 RAFT_INBOUND_FRAMES = 4096
 SHUTDOWN_GRACE_S = 5.0
 GOSSIP_QUEUE_HIGH_WATER = 16  # of the library's 32-slot per-peer outbound RPC queue
+
+
+class _GuardedPubsub(Pubsub):
+    """The library's Pubsub, fixed in two places where a bad or busy peer brought a node down.
+
+    - An inbound RPC that does not parse is that peer's fault: the library let protobuf's
+      DecodeError escape the connection's nursery, which stopped the whole libp2p host. Here
+      the stream is reset and ``on_bad_peer`` is told (the node disconnects that peer).
+    - Writes to one peer's stream are serialised. The library writes from its per-peer
+      sender and, when a peer (re)connects, directly (flush, replay of recent messages);
+      yamux cuts a write into 64 KiB frames, so two writers interleaved their frames and
+      the peer read garbage: the failure above, between two honest nodes under load.
+    """
+
+    def __init__(self, *args: Any, on_bad_peer: Callable[[ID, str], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_bad_peer = on_bad_peer
+        self._write_locks: weakref.WeakKeyDictionary[Any, trio.Lock] = weakref.WeakKeyDictionary()
+
+    async def continuously_read_stream(self, stream: Any) -> None:
+        try:
+            await super().continuously_read_stream(stream)
+        except DecodeError:
+            peer_id = stream.muxed_conn.peer_id
+            with contextlib.suppress(Exception):  # already reset or closed: nothing more to undo
+                await stream.reset()
+            self._handle_dead_peer(peer_id)
+            self._on_bad_peer(peer_id, "undecodable gossipsub RPC")
+
+    async def write_msg(self, stream: Any, rpc_msg: rpc_pb2.RPC) -> bool:
+        lock = self._write_locks.get(stream)
+        if lock is None:
+            lock = self._write_locks[stream] = trio.Lock()
+        async with lock:
+            return await super().write_msg(stream, rpc_msg)
 
 
 def tx_topic(chain_id: str) -> str:
@@ -266,8 +305,9 @@ class P2PService:
         self._host = host
         _disable_auto_connector(host)
         router = self._make_router()
-        pubsub = Pubsub(host, router, strict_signing=True, allowed_topics={self.topic},
-                        max_inbound_rpc_size=params.gossip_max_batch_bytes + 64 * 1024)
+        pubsub = _GuardedPubsub(host, router, strict_signing=True, allowed_topics={self.topic},
+                                max_inbound_rpc_size=params.gossip_max_batch_bytes + 64 * 1024,
+                                on_bad_peer=self._drop_bad_peer)
         pubsub.set_topic_validator(self.topic, self._gossip_valid, False)
         host.set_stream_handler(RAFT_PROTOCOL, self._on_raft_stream)
         host.set_stream_handler(SYNC_PROTOCOL, self._on_sync_stream)
@@ -355,6 +395,13 @@ class P2PService:
             return f"peer {peer_id} (not a secp256k1 identity)"
         role = "validator" if key in self.validators else "observer"
         return f"{role} {key.hex()[:16]}… ({str(peer_id)[-8:]})"
+
+    def _drop_bad_peer(self, peer_id: ID, what: str) -> None:
+        """Log and disconnect a peer that sent what no honest node sends; it (or we) may redial."""
+        log.warning("p2p: %s from %s; disconnecting it", what, self._describe(peer_id))
+        host, nursery = self._host, self._nursery
+        if host is not None and nursery is not None:
+            nursery.start_soon(_disconnect, host, peer_id)
 
     def _is_connected(self, peer_id: ID) -> bool:
         assert self._host is not None
@@ -687,10 +734,14 @@ class P2PService:
 
 async def _disconnect_all(host: IHost) -> None:
     for peer_id in list(host.get_network().connections):
-        try:
-            await host.disconnect(peer_id)
-        except Exception as exc:  # already gone
-            log.debug("p2p: disconnecting %s: %s", peer_id, exc)
+        await _disconnect(host, peer_id)
+
+
+async def _disconnect(host: IHost, peer_id: ID) -> None:
+    try:
+        await host.disconnect(peer_id)
+    except Exception as exc:  # already gone
+        log.debug("p2p: disconnecting %s: %s", peer_id, exc)
 
 
 async def _stop_mdns_off_the_loop(host: IHost) -> None:

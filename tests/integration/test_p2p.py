@@ -3,7 +3,9 @@
 Covers: connecting by bootstrap (2 and 3 hosts), peer id <-> validator key, Raft
 payloads both ways and in order, block sync, refusal of a non-validator's Raft
 stream, garbage and oversized frames resetting only that stream, gossip of tx
-batches past the library's default rate limit, and shutdown without leaked sockets.
+batches past the library's default rate limit, an undecodable gossipsub RPC (that peer is
+dropped, the node goes on), whole gossipsub RPCs under concurrent writers, and shutdown
+without leaked sockets.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ import trio
 
 from hcnode import codec
 from hcnode.node.framing import encode_frame
+from libp2p.abc import INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as GOSSIPSUB_V11
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.utils.varint import read_varint_prefixed_bytes_limited
+
 from hcnode.node.p2p import RAFT_PROTOCOL, SYNC_PROTOCOL, key_for_peer_id, peer_id_for_key
 from tests.integration.p2pkit import cluster, keys, wait_until
 
@@ -221,6 +229,68 @@ async def test_a_garbage_gossip_message_is_rejected_and_not_delivered(caplog: py
         # validation of the two bad messages may finish after the good one is delivered
         await wait_until(lambda: b.gossip_rejected == 2, what="both bad messages rejected")
         assert "rejected a tx batch forwarded by validator" in caplog.text
+
+
+async def test_an_undecodable_gossipsub_rpc_drops_that_peer_and_the_node_goes_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The library's reader raised protobuf's DecodeError out of the connection's nursery, which
+    # stopped the whole libp2p host: any peer could take a node off the network with one frame.
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    caplog.set_level(logging.INFO, logger="hcnode.p2p")
+    async with cluster() as c:
+        a = await c.start(a_key, validators, blocks=BLOCKS)
+        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
+        await wait_until(lambda: a._pubsub is not None and len(a._pubsub.peer_topics.get(a.topic, ())) == 1,
+                         what="b subscribed")
+        assert b._host is not None
+        raw = await b._host.new_stream(a.peer_id, [GOSSIPSUB_V11])
+        await raw.write(bytes([12]) + b"\xff" * 12)  # a varint length, then no valid protobuf
+        await wait_until(lambda: "undecodable gossipsub RPC from validator" in caplog.text, what="the log line")
+        # a is still up and dropped b, which redials: raft, sync and gossip all work again
+        await wait_until(lambda: "redialling" in caplog.text, what="b saw the disconnect")
+        await wait_until(lambda: a_key.public in b.connected_keys(), what="b reconnected")
+        b.send(a_key.public, b"after")
+        with trio.fail_after(10):
+            assert await a.raft_inbound.receive() == (b_key.public, b"after")
+        assert await b.fetch_blocks(a_key.public, 1, 1) == [BLOCKS[1]]
+        await wait_until(lambda: a._pubsub is not None and len(a._pubsub.peer_topics.get(a.topic, ())) == 1,
+                         what="b subscribed again")
+        await b.publish_txs([b"good"])
+        with trio.fail_after(10):
+            assert await a.tx_batches.receive() == (b_key.public, [b"good"])
+
+
+async def test_concurrent_gossipsub_writes_to_one_stream_arrive_whole() -> None:
+    # The library writes to a peer's pubsub stream from its sender task and, on (re)connect,
+    # directly; yamux cuts each write into 64 KiB frames, so unserialised writers interleave.
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    echo = TProtocol("/hcnode-test/rpc-sink/1")
+    received: list[rpc_pb2.RPC] = []
+
+    async def sink(stream: INetStream) -> None:
+        for _ in range(4):
+            rpc = rpc_pb2.RPC()
+            rpc.ParseFromString(await read_varint_prefixed_bytes_limited(stream, 1 << 21))
+            received.append(rpc)
+
+    async with cluster() as c:
+        a = await c.start(a_key, validators)
+        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
+        await wait_until(lambda: a._pubsub is not None and b._pubsub is not None and
+                         a_key.public in b.connected_keys(), what="connected")
+        assert a._host is not None and b._pubsub is not None
+        a._host.set_stream_handler(echo, sink)
+        stream = await b._host.new_stream(a.peer_id, [echo])  # type: ignore[union-attr]
+        rpcs = [rpc_pb2.RPC(publish=[rpc_pb2.Message(data=bytes([n]) * 600_000, topicIDs=["t"])])
+                for n in range(4)]
+        async with trio.open_nursery() as writers:
+            for rpc in rpcs:
+                writers.start_soon(b._pubsub.write_msg, stream, rpc)
+        await wait_until(lambda: len(received) == 4, what="four whole RPCs")
+        assert sorted(r.publish[0].data[0] for r in received) == [0, 1, 2, 3]
+        assert all(len(set(r.publish[0].data)) == 1 for r in received)
 
 
 async def test_a_slow_peer_never_blocks_send_and_the_oldest_frames_are_dropped() -> None:
