@@ -338,8 +338,8 @@ class RaftDriver:
                 continue
             if self.node.pending_blocks >= PIPELINE_DEPTH:
                 self._pipeline_moved = trio.Event()
-                assert self._oldest_proposed is not None
-                with trio.move_on_at(self._oldest_proposed + IN_FLIGHT_TIMEOUT_S):
+                oldest = self._oldest_proposed if self._oldest_proposed is not None else trio.current_time()
+                with trio.move_on_at(oldest + IN_FLIGHT_TIMEOUT_S):
                     await self._pipeline_moved.wait()
                     continue
                 log.warning("consensus: block %d not committed within %.0f s; building anew",
@@ -349,7 +349,6 @@ class RaftDriver:
             await self.node.wait_for_block()
             if self.role != "leader":
                 continue
-            before = self.node.pending_blocks
             built = await self.node.build_block()
             if built is None:
                 continue
@@ -365,7 +364,8 @@ class RaftDriver:
                 self._drop_pending()
                 await trio.sleep(tick)
                 continue
-            if before == 0:
+            # Not "if nothing was pending before the build": blocks may commit while it executes.
+            if self._oldest_proposed is None:
                 self._oldest_proposed = trio.current_time()
             self._poke()
 

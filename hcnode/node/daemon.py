@@ -131,7 +131,7 @@ async def run_node(config: Config, *, task_status: Any = trio.TASK_STATUS_IGNORE
     finally:
         verifier.close()
         store.close()
-        log.info("stopped cleanly")
+        log.info("stopped (store closed)")  # after an error, its traceback follows
 
 
 async def _stop_on_signal(scope: trio.CancelScope) -> None:
