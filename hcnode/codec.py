@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import cbor2
@@ -121,6 +122,19 @@ def _reject_tag(decoder: Any, tag: Any) -> Any:
     raise CodecError(f"CBOR tag {tag.tag} is not allowed")
 
 
+def _tag_refuser(number: int) -> Callable[..., Any]:
+    def refuse(decoder: Any, *_: Any) -> Any:
+        raise CodecError(f"CBOR tag {number} is not allowed")
+    return refuse
+
+
+# cbor2 decodes these tags itself (datetimes, bignums, decimals, shared references, rationals,
+# regexes, MIME, UUIDs, IP addresses, string references, sets, self-describe) before tag_hook
+# could see them; an empty mapping overrides none, so each is overridden by name.
+_BUILT_IN_TAGS = {number: _tag_refuser(number) for number in
+                  (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261, 1004, 55799)}
+
+
 def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
     """Decode untrusted ``data``; raise ``CodecError`` unless it is canonical and allowed."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -137,10 +151,14 @@ def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
             allow_indefinite=False,
             allow_duplicate_keys=False,
             tag_hook=_reject_tag,
-            semantic_decoders={},
+            semantic_decoders=_BUILT_IN_TAGS,
         )
     except CodecError:
         raise
+    except cbor2.CBORDecodeError as exc:
+        if isinstance(exc.__cause__, CodecError):  # our refusal, wrapped by cbor2
+            raise exc.__cause__ from None
+        raise CodecError(_describe_cbor2_error(exc)) from None
     except RecursionError:
         raise CodecError(f"nesting deeper than {limits.max_depth}") from None
     except Exception as exc:  # cbor2 raises several types; translate all at this boundary
