@@ -118,7 +118,9 @@ def _check_encodable(value: Any) -> bool:
     return ordered
 
 
-def _reject_tag(decoder: Any, tag: Any) -> Any:
+def _reject_tag(*args: Any) -> Any:
+    # cbor2 5 calls tag_hook(decoder, tag), cbor2 6 tag_hook(tag, immutable)
+    tag = next(a for a in args if isinstance(a, cbor2.CBORTag))
     raise CodecError(f"CBOR tag {tag.tag} is not allowed")
 
 
