@@ -1,4 +1,4 @@
-"""Local testnets: N validator processes on loopback, described by one file (``configs/testnet-3.toml``).
+"""Local testnets: N validator processes (and any observers) on loopback, described by one file (``configs/testnet-3.toml``).
 
 Owns: the testnet file's ``[testnet]`` table, turning it into one ordinary
 ``hcnode.toml`` per node (keys, ports, data dirs, bootstrap addresses), and
@@ -15,6 +15,14 @@ in the shared keystore ``DIR/keys`` (passphrase "dev"), so every node gets the
 SAME genesis. Node N listens on ``127.0.0.1:base_port+N`` and bootstraps to all
 the others; ``base_port = 0`` picks free ports on first ``up``. Later ``up``s
 reuse the generated files, so a restarted testnet is the same chain.
+
+Observers: ``observers = M`` in ``[testnet]`` (default 0) adds M nodes in
+``DIR/observer-K/`` with their own keys, which are NOT genesis validators: they
+get the same genesis, listen on ``base_port+nodes+K`` and bootstrap to every
+validator (validators do not dial them; the observers dial in). Such a node
+follows the chain by block sync, relays transactions by gossip and serves RPC,
+and never votes. Configs are written per node when missing, so observers can be
+added to a testnet that already ran (existing nodes keep their keys and ports).
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import multiaddr
 
 from hcnode import crypto
 from hcnode.config import ConfigError, load_config
@@ -83,8 +93,14 @@ class TestnetNode:
     index: int
     dir: Path
     proc: subprocess.Popen[bytes] | None = None
+    observer: bool = False
 
     __test__ = False  # not a pytest class
+
+    @property
+    def label(self) -> str:
+        """How status tables and messages name it: ``1`` for validator node-1, ``observer-1`` for an observer."""
+        return f"observer-{self.index}" if self.observer else str(self.index)
 
     @property
     def config_path(self) -> Path:
@@ -143,21 +159,31 @@ class Testnet:
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{self.path}: {exc}") from None
         table = self.spec.get("testnet")
-        if not isinstance(table, dict) or set(table) - {"nodes", "dir", "base_port"}:
-            raise ConfigError(f"{self.path}: needs a [testnet] table with nodes, dir and base_port")
+        if not isinstance(table, dict) or set(table) - {"nodes", "observers", "dir", "base_port"}:
+            raise ConfigError(f"{self.path}: needs a [testnet] table with nodes, dir and base_port "
+                              "(and optionally observers)")
         count, directory, base_port = table.get("nodes"), table.get("dir"), table.get("base_port", 0)
-        if type(count) is not int or not 1 <= count <= 64 or type(directory) is not str or type(base_port) is not int:
-            raise ConfigError("testnet: nodes is 1..64, dir a string, base_port an integer")
+        observers = table.get("observers", 0)
+        if (type(count) is not int or not 1 <= count <= 64 or type(observers) is not int or not 0 <= observers <= 64
+                or type(directory) is not str or type(base_port) is not int):
+            raise ConfigError("testnet: nodes is 1..64, observers 0..64, dir a string, base_port an integer")
         self.count = count
         self.base_port = base_port
         self.dir = (self.path.parent / directory).resolve()
         self.nodes = [TestnetNode(i, self.dir / f"node-{i}") for i in range(1, count + 1)]
+        """The validators (genesis validators are their keys)."""
+        self.observers = [TestnetNode(i, self.dir / f"observer-{i}", observer=True) for i in range(1, observers + 1)]
+        """Nodes that follow the chain without voting (their keys are not in genesis)."""
+
+    @property
+    def all_nodes(self) -> list[TestnetNode]:
+        return self.nodes + self.observers
 
     # --- generating the node configs --------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Write keys and one config per node, once; later calls keep what exists (same chain)."""
-        if all(n.config_path.exists() for n in self.nodes):
+        """Write keys and one config per node where missing; existing ones are kept (same chain, same ports)."""
+        if all(n.config_path.exists() for n in self.all_nodes):
             return
         from hcnode.node.daemon import write_node_key
         from hcnode.node.p2p import peer_id_for_key
@@ -167,15 +193,15 @@ class Testnet:
         genesis = dict(spec.get("genesis", {}))
         if "validators" in genesis:
             raise ConfigError("genesis.validators: leave it out; a testnet's validators are its nodes' keys")
-        keys = []
-        for node in self.nodes:
+        keys = {}
+        for node in self.all_nodes:
             key_path = node.dir / "data" / "node.key"
             if key_path.exists():
-                keys.append(crypto.PrivateKey(bytes.fromhex(key_path.read_text().strip())))
+                keys[node.dir] = crypto.PrivateKey(bytes.fromhex(key_path.read_text().strip()))
             else:
                 key = crypto.PrivateKey.generate()
                 write_node_key(key_path, key)
-                keys.append(key)
+                keys[node.dir] = key
         keystore = Keystore(self.dir / "keys")
 
         def resolve(ref: str) -> str:
@@ -190,19 +216,34 @@ class Testnet:
         genesis["orgs"] = [{**o, "admins": [resolve(r) for r in o.get("admins", [])]} for o in genesis.get("orgs", [])]
         if not genesis["orgs"]:
             del genesis["orgs"]
-        genesis["validators"] = [k.public.hex() for k in keys]
+        genesis["validators"] = [keys[n.dir].public.hex() for n in self.nodes]
         spec.pop("dev", None)
-        ports = [self.base_port + n.index if self.base_port else _free_port() for n in self.nodes]
-        for node, port in zip(self.nodes, ports):
+        ports = {node.dir: self._port(node, offset) for offset, node in enumerate(self.all_nodes, start=1)}
+
+        def address(node: TestnetNode) -> str:
+            return f"/ip4/127.0.0.1/tcp/{ports[node.dir]}/p2p/{peer_id_for_key(keys[node.dir].public)}"
+
+        for node in self.all_nodes:
+            if node.config_path.exists():
+                continue
             p2p = dict(spec.get("p2p", {}))
-            p2p["listen"] = [f"/ip4/127.0.0.1/tcp/{port}"]
-            p2p["bootstrap"] = [f"/ip4/127.0.0.1/tcp/{other_port}/p2p/{peer_id_for_key(k.public)}"
-                                for other, other_port, k in zip(self.nodes, ports, keys) if other is not node]
+            p2p["listen"] = [f"/ip4/127.0.0.1/tcp/{ports[node.dir]}"]
+            # Validators dial each other; an observer dials every validator, and they never dial it.
+            p2p["bootstrap"] = [address(other) for other in self.nodes if other is not node]
             config = {**spec, "data_dir": "data", "socket": "hcnode.sock", "p2p": p2p, "genesis": genesis}
+            what = f"observer {node.index} (not a validator)" if node.observer else f"node {node.index}"
             node.dir.mkdir(parents=True, exist_ok=True)
-            node.config_path.write_text(f"# node {node.index} of testnet {self.path.name}; written by "
+            node.config_path.write_text(f"# {what} of testnet {self.path.name}; written by "
                                         f"`hcnode testnet up`\n" + _toml(config))
             load_config(node.config_path)  # a generated config that does not load is our bug: say so now
+
+    def _port(self, node: TestnetNode, offset: int) -> int:
+        """The port a node listens on: kept from its existing config, else ``base_port + offset`` or a free one."""
+        if node.config_path.exists():
+            p2p = load_config(node.config_path).p2p
+            if p2p is not None:
+                return int(multiaddr.Multiaddr(p2p.listen[0]).value_for_protocol("tcp"))
+        return self.base_port + offset if self.base_port else _free_port()
 
     # --- processes --------------------------------------------------------------------------------
 
@@ -246,9 +287,9 @@ class Testnet:
 
     def up(self, *, detach: bool = True, timeout: float = 60.0) -> TestnetNode:
         self.prepare()
-        for node in self.nodes:
+        for node in self.all_nodes:
             self.start(node, detach=detach)
-        self.wait_answering(self.nodes, timeout)
+        self.wait_answering(self.all_nodes, timeout)
         return self.wait_leader(timeout=timeout)
 
     def stop(self, node: TestnetNode, timeout: float = 20.0) -> int | None:
@@ -285,17 +326,17 @@ class Testnet:
         node.pid_path.unlink(missing_ok=True)
 
     def down(self) -> list[int | None]:
-        return [self.stop(node) for node in self.nodes]
+        return [self.stop(node) for node in self.all_nodes]
 
     def status_rows(self) -> list[dict[str, Any]]:
-        infos = [(n, n.info()) for n in self.nodes]
+        infos = [(n, n.info()) for n in self.all_nodes]
         top = max((i["height"] or 0 for _, i in infos if i is not None), default=0)
         rows = []
         for node, info in infos:
             if info is None:
-                rows.append({"node": node.index, "role": "down"})
+                rows.append({"node": node.label, "role": "down"})
                 continue
-            rows.append({"node": node.index, "role": info["role"], "term": info["term"], "height": info["height"],
+            rows.append({"node": node.label, "role": info["role"], "term": info["term"], "height": info["height"],
                          "head": info["head"][:16], "peers": len(info["peers"]), "lag": top - (info["height"] or 0),
                          "mempool": info["mempool"]})
         return rows
@@ -313,9 +354,11 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def main_up(path: str) -> int:
     net = Testnet(path)
     leader = net.up(detach=True)
-    print(f"testnet {net.path.name}: {net.count} nodes in {net.dir}; node {leader.index} leads")
+    observers = f" and {len(net.observers)} observer(s)" if net.observers else ""
+    print(f"testnet {net.path.name}: {net.count} nodes{observers} in {net.dir}; node {leader.index} leads")
     print(_table(net.status_rows()))
-    print(f"keys for wallets: {net.dir / 'keys'} (passphrase {DEV_PASSPHRASE!r}); sockets: node-N/data/hcnode.sock")
+    sockets = "node-N/data/hcnode.sock" + (", observer-K/data/hcnode.sock" if net.observers else "")
+    print(f"keys for wallets: {net.dir / 'keys'} (passphrase {DEV_PASSPHRASE!r}); sockets: {sockets}")
     return 0
 
 
@@ -325,6 +368,8 @@ def main_status(path: str) -> int:
 
 
 def main_down(path: str) -> int:
-    codes = Testnet(path).down()
-    print("stopped: " + ", ".join(f"node {i + 1} -> {'not running' if c is None else c}" for i, c in enumerate(codes)))
+    net = Testnet(path)
+    codes = net.down()
+    print("stopped: " + ", ".join(f"node {n.label} -> {'not running' if c is None else c}"
+                                  for n, c in zip(net.all_nodes, codes)))
     return 0 if all(c in (0, None) for c in codes) else 1
