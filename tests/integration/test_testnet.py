@@ -24,10 +24,11 @@ from hcnode.testnet import Testnet, TestnetNode
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_testnet_file(workdir: Path, nodes: int) -> Path:
-    """``configs/testnet-3.toml`` for ``nodes`` nodes in ``workdir``, on free ports."""
+def write_testnet_file(workdir: Path, nodes: int, observers: int = 0) -> Path:
+    """``configs/testnet-3.toml`` for ``nodes`` validators and ``observers`` observers in ``workdir``, on free ports."""
     text = (REPO / "configs" / "testnet-3.toml").read_text()
     text = re.sub(r"nodes = \d+", f"nodes = {nodes}", text)
+    text = re.sub(r"observers = \d+", f"observers = {observers}", text)
     text = re.sub(r'dir = ".*"', 'dir = "."', text)
     text = re.sub(r"base_port = \d+", "base_port = 0", text)
     text = text.replace("log_keep_entries = 1000", "log_keep_entries = 5")  # so restarts exercise block sync
@@ -35,18 +36,18 @@ def write_testnet_file(workdir: Path, nodes: int) -> Path:
     return workdir / "testnet.toml"
 
 
-def make_testnet(nodes: int) -> Iterator[Testnet]:
+def make_testnet(nodes: int, observers: int = 0) -> Iterator[Testnet]:
     workdir = Path(tempfile.mkdtemp(prefix="hct", dir="/tmp"))
-    net = Testnet(write_testnet_file(workdir, nodes))
+    net = Testnet(write_testnet_file(workdir, nodes, observers))
     try:
         net.up(detach=False, timeout=60)
         yield net
     except BaseException:
-        for node in net.nodes:
-            print(f"--- node {node.index} log ---\n{node.log(40)}")
+        for node in net.all_nodes:
+            print(f"--- node {node.label} log ---\n{node.log(40)}")
         raise
     finally:
-        for node in net.nodes:
+        for node in net.all_nodes:
             net.kill(node)
         shutil.rmtree(workdir, ignore_errors=True)
 
