@@ -36,6 +36,10 @@ Decisions:
   tolerates) and loses nothing to a stream that died quietly.
 - Inbound Raft frames go into one bounded channel; a full channel makes the
   reading task wait (back-pressure on that peer's stream only), never drops.
+- Publishing waits (bounded) for room in a peer's gossip queue only while that
+  peer drains it: a peer that stops reading (hung, swapped out, or an observer,
+  which any key may be) is skipped after ``GOSSIP_STALL_S`` and its copies are
+  dropped by the library, so it cannot slow the relay to everyone else.
 - Gossip is best effort (the library drops when its queues fill): a transaction
   that misses a validator is still in the submitting node's mempool, and the
   consensus layer must not depend on gossip for liveness.
@@ -95,6 +99,7 @@ WRITE_CHUNK_BYTES = 1 << 20
 RAFT_INBOUND_FRAMES = 4096
 SHUTDOWN_GRACE_S = 5.0
 GOSSIP_QUEUE_HIGH_WATER = 16  # of the library's 32-slot per-peer outbound RPC queue
+GOSSIP_STALL_S = 0.5  # a queue that has not shrunk for this long belongs to a peer that stopped reading
 
 
 class _GuardedPubsub(Pubsub):
@@ -258,6 +263,8 @@ class P2PService:
         self._discovery_handler: Callable[[PeerInfo], None] | None = None
         self.gossip_dropped = 0
         self.gossip_rejected = 0
+        self._gossip_backlog: dict[ID, tuple[int, float]] = {}  # peer -> (queue length, when it last shrank)
+        self._gossip_stalled: set[ID] = set()  # peers not waited for (logged once)
         self.started = trio.Event()
 
     def _security(self) -> dict[TProtocol, Any]:
@@ -681,12 +688,43 @@ class P2PService:
         pubsub = self._pubsub
         data = encode_tx_batch(txs, self.params.gossip_max_batch_txs, self.params.gossip_max_batch_bytes)
         # The router's per-peer outbound queues hold 32 RPCs and drop silently beyond:
-        # wait (bounded) for room rather than publish into a full queue.
+        # wait (bounded) for room rather than publish into a full queue, but only for peers that drain theirs.
         with trio.move_on_after(self.params.request_timeout_ms / 1000):
-            while any(len(queue) >= GOSSIP_QUEUE_HIGH_WATER for queue in pubsub.peer_queues.values()):
+            while self._gossip_backlogged(pubsub):
                 await trio.sleep(0.001)
         await pubsub.publish(self.topic, data)
         await trio.lowlevel.checkpoint()  # publish itself never yields; let the senders and our drain run
+
+    def _gossip_backlogged(self, pubsub: Pubsub) -> bool:
+        """True while some peer that is still reading has a gossip queue at the high-water mark.
+
+        A queue at the mark that has not shrunk for ``GOSSIP_STALL_S`` is a peer that stopped reading:
+        it is not waited for (logged once) until its queue shrinks again.
+        """
+        now = trio.current_time()
+        backlog = self._gossip_backlog
+        waiting = False
+        for peer_id, queue in pubsub.peer_queues.items():
+            length = len(queue)
+            seen = backlog.get(peer_id)
+            if seen is not None and length < seen[0] and peer_id in self._gossip_stalled:
+                self._gossip_stalled.discard(peer_id)
+                log.info("p2p: %s reads gossip again", self._describe(peer_id))
+            if length < GOSSIP_QUEUE_HIGH_WATER:
+                backlog.pop(peer_id, None)
+                continue
+            shrank_at = now if seen is None or length < seen[0] else seen[1]
+            backlog[peer_id] = (length, shrank_at)
+            if now - shrank_at < GOSSIP_STALL_S:
+                waiting = True
+            elif peer_id not in self._gossip_stalled:
+                self._gossip_stalled.add(peer_id)
+                log.warning("p2p: %s stopped reading gossip (%d messages queued, none sent for %.1f s); "
+                            "publishing without waiting for it", self._describe(peer_id), length, now - shrank_at)
+        for gone in [p for p in backlog if p not in pubsub.peer_queues]:
+            del backlog[gone]
+            self._gossip_stalled.discard(gone)
+        return waiting
 
     def _gossip_valid(self, forwarder: ID, message: Any) -> bool:
         """Topic validator: garbage is neither delivered nor forwarded to other peers."""

@@ -6,6 +6,7 @@ stdout, and exits 0 on SIGTERM (the p2p service's clean shutdown).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import trio
 
 from hcnode import crypto
@@ -74,5 +76,56 @@ async def test_two_processes_exchange_raft_messages_and_sync_blocks() -> None:
         assert b"ResourceWarning" not in stderr
     finally:
         if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+async def test_a_stopped_gossip_subscriber_does_not_hold_up_publishing_to_the_others(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A peer that stops reading (here SIGSTOP: a hung or swapped-out observer, which any key may be) fills
+    its outbound gossip queue; publishing must skip it, not wait for it, or every relay slows down."""
+    child_key, our_key, other_key = crypto.PrivateKey.generate(), crypto.PrivateKey.generate(), \
+        crypto.PrivateKey.generate()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    caplog.set_level(logging.WARNING, logger="hcnode.p2p")
+    child = subprocess.Popen([sys.executable, "-c", CHILD, child_key.secret.hex(), our_key.public.hex()],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        line = await trio.to_thread.run_sync(child.stdout.readline)  # type: ignore[union-attr]
+        addr = line.decode().strip()
+        assert addr.startswith("/ip4/127.0.0.1/tcp/"), (addr, child.stderr.read() if child.stderr else b"")
+        validators = [our_key.public, other_key.public]
+        async with cluster() as c:
+            us = await c.start(our_key, validators, bootstrap=(addr,))
+            other = await c.start(other_key, validators, bootstrap=tuple(us.listen_addrs()))
+            assert us._pubsub is not None
+            router = us._pubsub.router
+            # In our mesh, not just subscribed: a publish before the next heartbeat's graft may miss a peer.
+            await wait_until(lambda: len(router.mesh.get(us.topic, ())) == 2,  # type: ignore[attr-defined]
+                             what="the child and the other peer in our gossip mesh")
+            child.send_signal(signal.SIGSTOP)
+            sent = [[b"%d-%d-" % (i, j) + bytes(2000) for j in range(50)] for i in range(60)]  # ~100 KB each
+            started = trio.current_time()
+            published = 0
+            with trio.move_on_after(20):  # waiting for the stopped peer would take 10 s (request timeout) a batch
+                for batch in sent:
+                    await us.publish_txs(batch)
+                    published += 1
+            took = trio.current_time() - started
+            assert published == len(sent), f"{published} of {len(sent)} batches published in {took:.1f} s"
+            got = []
+            with trio.move_on_after(10):
+                while len(got) < len(sent):
+                    got.append((await other.tx_batches.receive())[1])
+            assert sorted(got) == sorted(sent)
+            assert took < 5, f"publishing 60 batches took {took:.1f} s with one subscriber stopped"
+            assert f"observer {child_key.public.hex()[:16]}" in caplog.text and "stopped reading gossip" in caplog.text
+            child.send_signal(signal.SIGCONT)  # so that our shutdown closes its connection cleanly
+        child.send_signal(signal.SIGTERM)
+        _, stderr = await trio.to_thread.run_sync(lambda: child.communicate(timeout=20))
+        assert child.returncode == 0, stderr.decode()[-2000:]
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGCONT)
             child.kill()
             child.wait()
