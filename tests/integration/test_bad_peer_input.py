@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import trio
+from libp2p.utils.varint import encode_varint_prefixed
 
 from hcnode import crypto
 from hcnode.apps import default_apps
@@ -31,7 +32,7 @@ from hcnode.consensus import Entry, Message, MessageType
 from hcnode.node.consensus_driver import RaftDriver, encode_message
 from hcnode.node.daemon import resolve_genesis
 from hcnode.node.node import Node
-from hcnode.node.p2p import RAFT_PROTOCOL, P2PService, peer_id_for_key
+from hcnode.node.p2p import GOSSIPSUB_V11, RAFT_PROTOCOL, P2PService, peer_id_for_key
 from hcnode.node.store import Store
 from hcnode.testnet import Testnet, TestnetNode
 from tests.integration import p2pkit
@@ -152,6 +153,25 @@ async def test_a_non_validators_raft_stream_is_refused_with_a_log_line_and_commi
                                "not a genesis validator")
         await in_thread(commits_go_on, net, net.nodes, leader)
     assert await in_thread(leaders_and_terms, net.nodes) == before
+    assert_running(net.nodes)
+
+
+async def test_a_malformed_gossipsub_message_from_an_outsider_is_logged_and_commits_go_on(
+        testnet3: Testnet) -> None:  # noqa: F811
+    net = testnet3
+    leader = await in_thread(net.wait_leader)
+    outsider = crypto.PrivateKey.generate()
+    async with cluster() as c:
+        attacker = await c.start(outsider, validators(net))
+        assert attacker._host is not None
+        for target in net.nodes:
+            await attacker.connect(p2p_addr(target))
+            stream = await attacker._host.new_stream(peer_id_for_key(node_key(target).public), [GOSSIPSUB_V11])
+            await stream.write(encode_varint_prefixed(b"\xff" * 6))  # not a protobuf RPC
+        for target in net.nodes:
+            await wait_for_log(target, f"undecodable gossipsub RPC from observer {outsider.public.hex()[:16]}",
+                               "disconnecting it")
+        await in_thread(commits_go_on, net, net.nodes, leader)
     assert_running(net.nodes)
 
 
