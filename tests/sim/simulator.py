@@ -1,7 +1,8 @@
 # A deterministic cluster simulator for hcnode.consensus.
 #
 # Owns: a virtual clock (ticks), an unreliable network (loss, delay,
-# reordering, duplication, partitions that form and heal), crash/restart with
+# reordering, duplication, partitions that form and heal, a nemesis that cuts
+# a leader off right after it appends or commits), crash/restart with
 # "disk" semantics, a client proposing values, and the invariant checks run
 # after every single step. Everything random comes from one `random.Random`
 # seeded by the schedule's seed, and every choice iterates in sorted or list
@@ -105,23 +106,30 @@ class Schedule:
     isolate_leader_on_commit: float = 0.0
     """Nemesis: chance to cut a leader off right after its commit index moves,
     the moment at which Figure 8 style bugs become visible."""
+    isolate_leader_on_append: float = 0.0
+    """Nemesis: chance to cut a leader off right after its disk took a new entry,
+    before any follower has it; the next leader then writes a different entry
+    at that index, the divergent logs Figure 8 starts from."""
 
     @classmethod
     def from_seed(cls, seed: int, nodes: int, mutation: str = "none", profile: str = "default") -> Schedule:
         """Draw the knobs for `seed`. Profile "figure8" sends one entry per
-        append, one append in flight, and faults often: the conditions under
+        append, one append in flight, and has a nemesis cut leaders off right
+        after they append and right after they commit: the conditions under
         which a leader can count old-term entries onto a majority and then be
-        deposed before its own entry follows (Raft Figure 8)."""
+        deposed before its own entry follows (Raft Figure 8). Its crash and
+        loss rates vary by seed: crashes and lost messages also break up the
+        sequence the nemesis sets up, so some schedules have few of them."""
         rng = random.Random(f"schedule-{seed}-{nodes}")
         if profile == "figure8":
             return cls(
                 seed=seed,
                 nodes=nodes,
                 chaos_ticks=300,
-                loss=0.1,
+                loss=rng.choice((0.0, 0.0, 0.1)),
                 duplicate=0.0,
                 max_delay=2,
-                crash_rate=0.1,
+                crash_rate=rng.choice((0.0, 0.02, 0.1)),
                 restart_rate=0.3,
                 partition_rate=0.2,
                 heal_rate=0.3,
@@ -130,7 +138,8 @@ class Schedule:
                 max_entries_per_append=1,
                 mutation=mutation,
                 profile=profile,
-                isolate_leader_on_commit=0.3,
+                isolate_leader_on_commit=rng.choice((0.3, 0.8)),
+                isolate_leader_on_append=rng.choice((0.3, 0.5)),
             )
         if profile != "default":
             raise ValueError(f"unknown profile {profile!r}")
@@ -210,6 +219,10 @@ class Simulator:
         self.duplicate = schedule.duplicate
         self.leader_hint: str | None = None
         self.leader_commit_seen: dict[str, int] = {}
+        self.leader_append_seen: dict[str, int] = {}
+        self.nemesis_heals_at: int | None = None
+        """A nemesis cut holds at least one election timeout (else the rest cannot elect
+        anyone before it heals), then heals; random partition changes wait for it."""
         self.work_budget = MAX_WORK_PER_TICK
         self.proposed = 0
         # Checker state.
@@ -335,6 +348,8 @@ class Simulator:
         self._check_leaders()
         if chaos and self.schedule.isolate_leader_on_commit:
             self._nemesis_isolate_committing_leader()
+        if chaos and self.schedule.isolate_leader_on_append:
+            self._nemesis_isolate_appending_leader()
 
     def _tick(self, chaos: bool) -> None:
         self.now += 1
@@ -362,6 +377,11 @@ class Simulator:
             target = min(len(sim_node.applied), sim_node.storage.last_index()) - keep
             if target >= sim_node.storage.first_index():
                 sim_node.storage.compact(target)
+        if self.nemesis_heals_at is not None:
+            if self.now >= self.nemesis_heals_at:
+                self.nemesis_heals_at = None
+                self.group = {node_id: 0 for node_id in self.ids}
+            return
         partitioned = len(set(self.group.values())) > 1
         if not partitioned and self.rng.random() < s.partition_rate:
             self.group = {node_id: self.rng.randrange(2) for node_id in self.ids}
@@ -389,7 +409,23 @@ class Simulator:
             if commit > self.leader_commit_seen.get(node_id, 0):
                 self.leader_commit_seen[node_id] = commit
                 if self.rng.random() < self.schedule.isolate_leader_on_commit:
-                    self.group = {other: int(other == node_id) for other in self.ids}
+                    self._nemesis_isolate(node_id)
+
+    def _nemesis_isolate_appending_leader(self) -> None:
+        for node_id in self.ids:
+            raw = self.nodes[node_id].raw
+            if raw is None or raw._raft.role is not Role.LEADER:
+                continue
+            persisted = self.nodes[node_id].storage.last_index()
+            if persisted > self.leader_append_seen.get(node_id, 0):
+                self.leader_append_seen[node_id] = persisted
+                if self.rng.random() < self.schedule.isolate_leader_on_append:
+                    self._nemesis_isolate(node_id)
+
+    def _nemesis_isolate(self, node_id: str) -> None:
+        """Cut `node_id` off from everyone for one to three election timeouts."""
+        self.group = {other: int(other == node_id) for other in self.ids}
+        self.nemesis_heals_at = self.now + self.rng.randint(ELECTION_TICK, 3 * ELECTION_TICK)
 
     def _client(self) -> None:
         """Propose a value to whoever the client believes leads, following hints."""

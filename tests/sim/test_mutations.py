@@ -36,6 +36,19 @@ def test_simulator_catches_acknowledgements_sent_before_the_disk_write_within_10
     assert run_schedule(safety[0].seed, 3).ok  # the real rule (Ready.early_messages) passes the same schedule
 
 
+def test_random_figure8_schedules_catch_committing_previous_term_entries_within_40_seeds() -> None:
+    """No script: the figure8 profile's nemesis cuts leaders off right after they append and right after
+    they commit, and random seeds reach Figure 8 on their own (an old-term entry counted onto a majority
+    and committed, then a leader elected without it)."""
+    schedules = [(seed, 3 if seed % 2 == 0 else 5) for seed in range(40)]
+    results = run_many(schedules, mutation="commit_previous_terms", workers=WORKERS, profile="figure8")
+    safety = [r for r in results if not r.ok and "liveness" not in r.line()]
+    assert safety, "random figure8 schedules missed a leader that commits previous-term entries by counting"
+    first = safety[0]
+    assert run_schedule(first.seed, first.nodes, "commit_previous_terms", "figure8") == first  # replays exactly
+    assert run_schedule(first.seed, first.nodes, profile="figure8").ok  # and the real rule passes it
+
+
 def test_figure8_scenario_catches_committing_previous_term_entries_by_counting() -> None:
     run_figure8_scenario()  # passes with the real rule
     with commit_previous_terms(), pytest.raises(AssertionError):

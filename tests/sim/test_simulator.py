@@ -72,7 +72,7 @@ def test_unpersisted_tail_is_lost_on_crash() -> None:
 @pytest.mark.slow
 def test_figure8_profile_schedules_keep_raft_invariants() -> None:
     """One entry per append, one append in flight, frequent faults and a
-    nemesis that cuts off leaders right after they commit."""
+    nemesis that cuts off leaders right after they append and after they commit."""
     schedules = [(seed, 3 if seed % 2 == 0 else 5) for seed in range(200)]
     results = run_many(schedules, workers=WORKERS, profile="figure8")
     failures = [r.line() for r in results if not r.ok]
