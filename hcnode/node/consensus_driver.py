@@ -71,6 +71,7 @@ PIPELINE_DEPTH = 3
 SLOW_PERSIST_S = 0.1
 REBROADCAST_AFTER_S = 1.0
 OBSERVER_SYNC_S = 0.5
+OBSERVER_WAIT_MS = 2000
 SYNC_BATCH = 64
 STALE_LOG_EVERY_S = 1.0
 
@@ -383,7 +384,7 @@ class RaftDriver:
                          request.term, self.node.head.height)
                 self._poke()
 
-    async def _sync_from(self, peers: list[bytes]) -> int:
+    async def _sync_from(self, peers: list[bytes], wait_ms: int = 0) -> int:
         """Apply peers' blocks past our head, verifying each (header chain, signature, roots). Returns how many."""
         applied = 0
         async with self._sync_lock:
@@ -391,7 +392,7 @@ class RaftDriver:
                 while True:
                     start = self.node.head.height + 1
                     try:
-                        raws = await self.p2p.fetch_blocks(peer, start, SYNC_BATCH)
+                        raws = await self.p2p.fetch_blocks(peer, start, SYNC_BATCH, wait_ms=wait_ms)
                     except PeerRequestError as exc:
                         log.info("consensus: block sync: %s", exc)
                         break
@@ -418,9 +419,16 @@ class RaftDriver:
         return applied
 
     async def _observe(self) -> None:
+        """Follow by block sync. The request to one peer waits (``wait_ms``) for our next block, so a
+        block arrives as soon as that peer commits it; only when it has none do we ask the others (it
+        may be behind or cut off)."""
         while True:
-            await self._sync_from(self.p2p.connected_keys())
-            await trio.sleep(OBSERVER_SYNC_S)
+            peers = self.p2p.connected_keys()
+            started = trio.current_time()
+            if await self._sync_from(peers[:1], wait_ms=OBSERVER_WAIT_MS) or await self._sync_from(peers[1:]):
+                continue
+            if trio.current_time() - started < OBSERVER_WAIT_MS / 1000:
+                await trio.sleep(OBSERVER_SYNC_S)  # no peer, or the request failed at once: do not spin
 
     # --- transaction gossip -------------------------------------------------------------------------
 

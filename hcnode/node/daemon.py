@@ -18,6 +18,7 @@ is closed.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import sys
@@ -122,7 +123,8 @@ async def run_node(config: Config, *, task_status: Any = trio.TASK_STATUS_IGNORE
                 await nursery.start(node.run)  # the chain's only validator: blocks are cut and committed directly
             else:
                 p2p = P2PService(key=key, chain_id=config.chain_id, validators=genesis.validators,
-                                 params=config.p2p, get_block_bytes=store.block_bytes)
+                                 params=config.p2p, get_block_bytes=store.block_bytes,
+                                 wait_for_block=lambda height: node.wait_height(height - 1, math.inf))
                 await nursery.start(p2p.run)
                 await nursery.start(RaftDriver(node, p2p, genesis.validators, config.consensus).run)
             await nursery.start(rpc.serve)

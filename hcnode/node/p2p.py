@@ -13,10 +13,12 @@ Protocols (every frame: 4-byte big-endian length + canonical CBOR, see ``framing
                      a CBOR byte string holding one opaque Raft message. Only genesis
                      validators may open it (``validators_only_raft``).
     /hcnode/sync/1   request/response on a long-lived stream: the requester sends
-                     {"start": h, "count": n}; the server answers {"blocks": [bytes, ...]},
-                     consecutive blocks from h, stopping at the first missing height, at
-                     ``count`` or before the frame would exceed ``max_frame_bytes``;
-                     or {"error": text}. Any key may open it (observers sync blocks).
+                     {"start": h, "count": n} and optionally "wait_ms": w; the server answers
+                     {"blocks": [bytes, ...]}, consecutive blocks from h, stopping at the first
+                     missing height, at ``count`` or before the frame would exceed
+                     ``max_frame_bytes``; or {"error": text}. With ``wait_ms`` and no block h
+                     yet, the server answers as soon as it has one, or after w ms (a long poll:
+                     observers follow the head without polling). Any key may open it.
     gossipsub        topic ``/hcnode/<chain_id>/txs/1``; each message is a CBOR list of
                      byte strings (raw transactions), bounded in count and bytes.
 
@@ -52,7 +54,7 @@ import logging
 import random
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +101,7 @@ WRITE_CHUNK_BYTES = 1 << 20
 RAFT_INBOUND_FRAMES = 4096
 SHUTDOWN_GRACE_S = 5.0
 GOSSIP_QUEUE_HIGH_WATER = 16  # of the library's 32-slot per-peer outbound RPC queue
+SYNC_MAX_WAIT_MS = 5000  # the longest a sync request may ask the server to wait for its first block
 GOSSIP_STALL_S = 0.5  # a queue that has not shrunk for this long belongs to a peer that stopped reading
 
 
@@ -241,7 +244,10 @@ class P2PService:
     """
 
     def __init__(self, *, key: crypto.PrivateKey, chain_id: str, validators: Iterable[bytes], params: P2PParams,
-                 get_block_bytes: Callable[[int], bytes | None] | None = None) -> None:
+                 get_block_bytes: Callable[[int], bytes | None] | None = None,
+                 wait_for_block: Callable[[int], Awaitable[object]] | None = None) -> None:
+        """``get_block_bytes(h)``: the committed block at height h, or None; ``wait_for_block(h)``
+        returns once there is one, at once if there is (it is cancelled at a sync request's ``wait_ms``)."""
         self.key = key
         self.public = key.public
         self.chain_id = chain_id
@@ -249,6 +255,7 @@ class P2PService:
         self.validators = frozenset(validators)
         self.topic = tx_topic(chain_id)
         self._get_block_bytes = get_block_bytes or (lambda height: None)
+        self._wait_for_block = wait_for_block
         self._key_pair = self._libp2p_key_pair(key)
         self.peer_id = ID.from_pubkey(self._key_pair.public_key)
         self._raft_send, self.raft_inbound = trio.open_memory_channel[tuple[bytes, bytes]](RAFT_INBOUND_FRAMES)
@@ -591,17 +598,21 @@ class P2PService:
 
     # --- block sync -------------------------------------------------------------------------------
 
-    async def fetch_blocks(self, peer_key: bytes, start: int, count: int) -> list[bytes]:
+    async def fetch_blocks(self, peer_key: bytes, start: int, count: int, *, wait_ms: int = 0) -> list[bytes]:
         """Ask a peer for up to ``count`` encoded blocks from height ``start``.
 
         Returns consecutive blocks from ``start`` (maybe fewer, maybe none if the
-        peer has not got them). The bytes are untrusted: the caller decodes and
+        peer has not got them; with ``wait_ms`` the peer first waits up to that long
+        for block ``start``). The bytes are untrusted: the caller decodes and
         verifies them. Raises PeerRequestError naming the peer on any failure; the
         stream is then reset and the next call opens a new one.
         """
-        if start < 0 or count < 1:
-            raise ValueError("start >= 0 and count >= 1")
+        if start < 0 or count < 1 or not 0 <= wait_ms <= SYNC_MAX_WAIT_MS:
+            raise ValueError(f"start >= 0, count >= 1 and wait_ms 0..{SYNC_MAX_WAIT_MS}")
         count = min(count, self.params.sync_max_blocks)
+        request = {"start": start, "count": count}
+        if wait_ms:
+            request["wait_ms"] = wait_ms  # left out otherwise: a request without it is answered at once
         client = self._sync_clients.setdefault(peer_key, _SyncClient())
         async with client.lock:
             if client.stream is None:
@@ -611,8 +622,8 @@ class P2PService:
             assert reader is not None
             who = self._describe(peer_id_for_key(peer_key))
             try:
-                with trio.fail_after(self.params.request_timeout_ms / 1000):
-                    await stream.write(encode_frame({"start": start, "count": count}, self.params.max_frame_bytes))
+                with trio.fail_after((self.params.request_timeout_ms + wait_ms) / 1000):
+                    await stream.write(encode_frame(request, self.params.max_frame_bytes))
                     answer = await reader.read_frame()
                 if answer is None:
                     raise FrameError("stream closed before the answer")
@@ -650,7 +661,8 @@ class P2PService:
                 request = await reader.read_frame()
                 if request is None:
                     break
-                await stream.write(encode_frame(self._answer_sync(request, peer_id), self.params.max_frame_bytes))
+                answer = await self._answer_sync(request)
+                await stream.write(encode_frame(answer, self.params.max_frame_bytes))
         except FrameError as exc:
             log.warning("p2p: bad %s request from %s: %s; resetting the stream", SYNC_PROTOCOL,
                         self._describe(peer_id), exc)
@@ -660,11 +672,17 @@ class P2PService:
                      exc or type(exc).__name__)
             await _reset_quietly(stream)
 
-    def _answer_sync(self, request: Any, peer_id: ID) -> dict[str, Any]:
-        if (type(request) is not dict or set(request) != {"start", "count"}
+    async def _answer_sync(self, request: Any) -> dict[str, Any]:
+        wait_ms = request.get("wait_ms", 0) if type(request) is dict else None
+        if (type(request) is not dict or not {"start", "count"} <= set(request) <= {"start", "count", "wait_ms"}
                 or type(request["start"]) is not int or type(request["count"]) is not int
-                or request["start"] < 0 or not 1 <= request["count"] <= self.params.sync_max_blocks):
-            raise FrameError(f"a sync request is {{\"start\": h >= 0, \"count\": 1..{self.params.sync_max_blocks}}}")
+                or request["start"] < 0 or not 1 <= request["count"] <= self.params.sync_max_blocks
+                or type(wait_ms) is not int or not 0 <= wait_ms <= SYNC_MAX_WAIT_MS):
+            raise FrameError(f"a sync request is {{\"start\": h >= 0, \"count\": 1..{self.params.sync_max_blocks}}}"
+                             f" and optionally \"wait_ms\": 0..{SYNC_MAX_WAIT_MS}")
+        if wait_ms and self._wait_for_block is not None:
+            with trio.move_on_after(wait_ms / 1000):
+                await self._wait_for_block(request["start"])
         budget = self.params.max_frame_bytes - 64
         blocks: list[bytes] = []
         for height in range(request["start"], request["start"] + request["count"]):

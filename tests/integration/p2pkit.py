@@ -6,7 +6,7 @@ so a slow machine makes a test slower, not flaky, and a broken one fails in seco
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
@@ -40,9 +40,12 @@ class Cluster:
         self.scopes: dict[bytes, trio.CancelScope] = {}
 
     async def start(self, key: crypto.PrivateKey, validators: list[bytes], *,
-                    blocks: dict[int, bytes] | None = None, **params: object) -> P2PService:
+                    blocks: dict[int, bytes] | None = None,
+                    wait_for_block: Callable[[int], Awaitable[object]] | None = None,
+                    **params: object) -> P2PService:
         service = P2PService(key=key, chain_id=CHAIN_ID, validators=validators, params=make_params(**params),
-                             get_block_bytes=(blocks or {}).get)
+                             get_block_bytes=(blocks if blocks is not None else {}).get,
+                             wait_for_block=wait_for_block)
         scope = trio.CancelScope()
         self.scopes[key.public] = scope
 

@@ -95,6 +95,43 @@ async def _append(results: list, awaitable) -> None:  # type: ignore[no-untyped-
     results.append(await awaitable)
 
 
+async def test_a_sync_request_that_may_wait_is_answered_as_soon_as_the_block_is_there() -> None:
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    blocks = dict(BLOCKS)  # heights 0..19
+    waiting: list[int] = []
+    new_block = {"event": trio.Event()}
+
+    async def wait_for_block(height: int) -> None:
+        waiting.append(height)
+        while height not in blocks:
+            await new_block["event"].wait()
+
+    async with cluster() as c:
+        a = await c.start(a_key, validators, blocks=blocks, wait_for_block=wait_for_block)
+        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
+        await wait_until(lambda: a_key.public in b.connected_keys(), what="connected")
+        assert await b.fetch_blocks(a_key.public, 20, 5) == [] and waiting == []  # no wait_ms: answered at once
+        answers: list[list[bytes]] = []
+
+        async def fetch() -> None:
+            answers.append(await b.fetch_blocks(a_key.public, 20, 5, wait_ms=5000))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fetch)
+            await wait_until(lambda: waiting == [20], what="the server to wait for block 20")
+            assert answers == []
+            blocks[20] = codec.encode(["block", 20])
+            committed_at = trio.current_time()
+            new_block["event"].set()
+        assert answers == [[blocks[20]]]
+        assert trio.current_time() - committed_at < 2, "answered at the block, not at wait_ms"
+        new_block["event"] = trio.Event()
+        started = trio.current_time()
+        assert await b.fetch_blocks(a_key.public, 21, 5, wait_ms=300) == []  # no block 21: empty after wait_ms
+        assert trio.current_time() - started >= 0.3
+
+
 async def test_sync_answer_stops_before_the_frame_limit() -> None:
     a_key, b_key = keys(2)
     big = {h: bytes([h]) * 40_000 for h in range(10)}
@@ -165,7 +202,10 @@ async def test_a_bad_raft_frame_resets_only_that_stream(bad: str, caplog: pytest
         assert await b.fetch_blocks(a_key.public, 1, 1) == [BLOCKS[1]]
 
 
-async def test_a_bad_sync_request_resets_that_stream_and_the_server_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("request_", [{"start": 0, "count": 10_000}, {"start": 0, "count": 1, "wait_ms": 10**6},
+                                      {"start": 0, "count": 1, "wait": 10}], ids=["count", "wait_ms", "unknown_key"])
+async def test_a_bad_sync_request_resets_that_stream_and_the_server_goes_on(
+        request_: dict[str, int], caplog: pytest.LogCaptureFixture) -> None:
     a_key, b_key = keys(2)
     validators = [a_key.public, b_key.public]
     caplog.set_level(logging.INFO, logger="hcnode.p2p")
@@ -175,7 +215,7 @@ async def test_a_bad_sync_request_resets_that_stream_and_the_server_goes_on(capl
         await wait_until(lambda: a_key.public in b.connected_keys(), what="b connected to a")
         assert b._host is not None
         raw = await b._host.new_stream(a.peer_id, [SYNC_PROTOCOL])
-        await raw.write(encode_frame({"start": 0, "count": 10_000}, 1 << 20))
+        await raw.write(encode_frame(request_, 1 << 20))
         await wait_until(lambda: "bad /hcnode/sync/1 request" in caplog.text, what="the log line")
         assert await b.fetch_blocks(a_key.public, 0, 1) == [BLOCKS[0]]
 
