@@ -159,6 +159,9 @@ class Schedule:
             max_entries_per_append=rng.choice((1, 3, 64)),
             compact_rate=rng.choice((0.0, 0.0, 0.02, 0.1)),
             mutation=mutation,
+            # Drawn last, so the knobs above stay what they were for every seed.
+            isolate_leader_on_commit=rng.choice((0.0, 0.0, 0.0, 0.5)),
+            isolate_leader_on_append=rng.choice((0.0, 0.0, 0.0, 0.3)),
         )
 
 

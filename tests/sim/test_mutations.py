@@ -9,7 +9,7 @@ import pytest
 from tests.unit.consensus.figure8 import run_figure8_scenario
 
 from .mutations import commit_previous_terms
-from .run import run_many
+from .run import run_many, schedule_for
 from .simulator import run_schedule
 
 WORKERS = min(2, os.cpu_count() or 1)
@@ -47,6 +47,16 @@ def test_random_figure8_schedules_catch_committing_previous_term_entries_within_
     first = safety[0]
     assert run_schedule(first.seed, first.nodes, "commit_previous_terms", "figure8") == first  # replays exactly
     assert run_schedule(first.seed, first.nodes, profile="figure8").ok  # and the real rule passes it
+
+
+@pytest.mark.slow
+def test_default_schedules_catch_committing_previous_term_entries_within_600_seeds() -> None:
+    """The same bug in the ordinary mix (a quarter of default schedules have each nemesis): rarer, but
+    a long `python -m tests.sim.run --schedules 20000` run meets it too."""
+    results = run_many([schedule_for(k) for k in range(600)], mutation="commit_previous_terms", workers=WORKERS)
+    safety = [r for r in results if not r.ok and "liveness" not in r.line()]
+    assert safety, "default schedules missed a leader that commits previous-term entries by counting"
+    assert run_schedule(safety[0].seed, safety[0].nodes).ok
 
 
 def test_figure8_scenario_catches_committing_previous_term_entries_by_counting() -> None:

@@ -14,7 +14,7 @@ from .simulator import Schedule, Simulator, run_schedule
 
 SEEDS_PER_SIZE = 1000
 """CI runs 1,000 default schedules with 3 nodes and 1,000 with 5 nodes, plus
-200 of the figure8 profile and 200 mutated ones (test_mutations.py)."""
+200 of the figure8 profile, and mutated ones (test_mutations.py)."""
 WORKERS = min(2, os.cpu_count() or 1)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
