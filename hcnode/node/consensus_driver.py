@@ -421,9 +421,13 @@ class RaftDriver:
     async def _observe(self) -> None:
         """Follow by block sync. The request to one peer waits (``wait_ms``) for our next block, so a
         block arrives as soon as that peer commits it; only when it has none do we ask the others (it
-        may be behind or cut off)."""
+        may be behind or cut off). Which peer waits for us follows from our key, so observers spread
+        their waiting requests over the validators."""
         while True:
             peers = self.p2p.connected_keys()
+            if peers:
+                first = int.from_bytes(self.me[-4:], "big") % len(peers)
+                peers = peers[first:] + peers[:first]
             started = trio.current_time()
             if await self._sync_from(peers[:1], wait_ms=OBSERVER_WAIT_MS) or await self._sync_from(peers[1:]):
                 continue
