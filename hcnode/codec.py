@@ -25,7 +25,8 @@ from typing import Any
 
 import cbor2
 
-__all__ = ["CodecError", "DecodeLimits", "DEFAULT_LIMITS", "encode", "decode", "sha256", "hash_value"]
+__all__ = ["CodecError", "DecodeLimits", "DEFAULT_LIMITS", "encode", "decode", "sha256", "hash_value", "head",
+           "MAJOR_BYTES", "MAJOR_ARRAY"]
 
 INT_MIN = -(2**64)
 INT_MAX = 2**64 - 1
@@ -188,6 +189,27 @@ def _check_value(root: Any, limits: DecodeLimits) -> None:
             raise CodecError("floating-point values are not allowed")
         else:  # cbor2 turns some tags (0, 1, 2, 30, 258 ...) into Python objects before our hook sees them
             raise CodecError(f"CBOR tag or simple value (decoded as {kind.__name__}) is not allowed")
+
+
+MAJOR_BYTES = 2
+MAJOR_ARRAY = 4
+_SHORT_HEADS = [[bytes([major << 5 | n]) if n < 24 else bytes([major << 5 | 24, n]) for n in range(256)]
+                for major in range(8)]
+
+
+def head(major: int, length: int) -> bytes:
+    """The shortest head of a major type with ``length`` (a byte string's size, an array's item count).
+
+    For streaming a canonical encoding into a hash without building the value first
+    (the state root of a block of tens of thousands of writes): ``head(MAJOR_ARRAY, n)``
+    followed by the encodings of n items is exactly ``encode`` of the n-item list.
+    """
+    if length < 256:
+        return _SHORT_HEADS[major][length]
+    for info, size in ((25, 2), (26, 4), (27, 8)):
+        if length < 1 << (8 * size):
+            return bytes([major << 5 | info]) + length.to_bytes(size, "big")
+    raise CodecError(f"cannot encode: length {length} is outside the 64-bit range")
 
 
 def sha256(data: bytes) -> bytes:

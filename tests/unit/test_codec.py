@@ -471,3 +471,12 @@ def test_encode_sorts_maps_given_in_any_key_order(value: Any) -> None:
 
     assert codec.encode(value) == cbor2.dumps(value, canonical=True)
     assert codec.decode(codec.encode(value)) == value
+
+
+@pytest.mark.parametrize("length", [0, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32])
+def test_head_is_the_prefix_of_the_canonical_encoding(length: int) -> None:
+    assert codec.head(codec.MAJOR_BYTES, length) == _head(2, length)
+    assert codec.head(codec.MAJOR_ARRAY, length) == _head(4, length)
+    if length <= 65536:
+        assert codec.encode(bytes(length)).startswith(codec.head(codec.MAJOR_BYTES, length))
+        assert codec.encode([0] * length).startswith(codec.head(codec.MAJOR_ARRAY, length))

@@ -264,6 +264,19 @@ def test_state_root_is_independent_of_write_order_but_not_of_values() -> None:
     assert a != next_state_root(ZERO_ROOT, {b"x": b"1"})
 
 
+def test_streamed_state_root_is_the_hash_of_the_documented_encoding() -> None:
+    # Sizes around the CBOR length boundaries (23/24, 255/256, 65535/65536) for keys, values and the list.
+    writes: dict[bytes, bytes | None] = {}
+    for n, size in enumerate((0, 1, 23, 24, 255, 256, 1000, 65535, 65536)):
+        writes[b"k" * (n + 1)] = bytes(size)
+        writes[b"gone/" + b"%d" % n] = None
+    writes.update({b"many/%05d" % i: b"%d" % i for i in range(300)})
+    prev = b"\x07" * 32
+    documented = codec.hash_value(["hcnode-state/1", prev, [[k, writes[k]] for k in sorted(writes)]])
+    assert next_state_root(prev, writes) == documented
+    assert next_state_root(prev, {}) == codec.hash_value(["hcnode-state/1", prev, []])
+
+
 def test_pre_verified_transactions_give_the_same_result() -> None:
     raws = [tx(ALICE, "t.put", 0, k="a", v=1), tx(BOB, "t.fail", 0, k="b", v=1), tx(ALICE, "t.put", 5, k="c", v=1)]
     verified = {t.hash: t for t in (decode_tx(r, chain_id=CHAIN_ID, max_bytes=1 << 16, payload_spec=APPS.payload_spec)
