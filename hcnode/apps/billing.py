@@ -39,9 +39,10 @@ new version), so a claim is always judged by a schedule nobody rewrote later.
 Large schedules are published in parts (``billing.schedule_entries``, up to
 1,000 codes a transaction).
 
-State keys (values canonical CBOR; the two written for every claim, the claim and the running
-totals, are positional arrays (CLAIM_LAYOUT, TOTALS_LAYOUT) because canonical encoding of maps
-costs a sort per map and a claim is written at >= 10,000 a second; queries return maps):
+State keys (values canonical CBOR; the claim, written for every claim, is a positional array
+(CLAIM_LAYOUT) because canonical encoding of maps costs a sort per map and a claim is written at
+>= 10,000 a second; the running totals are counters (``Overlay.add_counts``), added up per block
+and written once per block rather than once per claim; queries return maps):
     billing/schedule/<payer>                             [{version, effective_from, currency, ...}]
     billing/fee/<payer>/<version:06>/<code>              max per unit, or [max, [bundling rule names]]
     billing/rules/<payer>/<version:06>                   {rule name: [codes]}
@@ -52,7 +53,8 @@ costs a sort per map and a claim is written at >= 10,000 a second; queries retur
                                                          (duplicates and bundling rules)
     billing/patient/<patient>/<id>                       index of a patient's claims
     billing/deregistered/<patient>                       {date, by, reason, height}
-    billing/totals/<provider|payer>/<org>/<currency>     running totals for the report
+    billing/totals/<provider|payer>/<org>/<currency>     running totals for the report: counters
+                                                         {TOTALS_FIELDS name or "flag:" + flag: n}
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ CLAIM_LAYOUT = ("id", "status", "provider", "submitted_by", "payer", "patient", 
                 "diagnoses", "items", "total", "allowed", "paid", "excess_over_schedule", "flags", "height",
                 "date", "disputes", "history", "reason_codes")
 ITEM_LAYOUT = ("sequence", "code", "quantity", "unit_price", "date_of_service", "net")
-TOTALS_LAYOUT = ("claims", "billed", "flagged_claims", "flagged_billed", "above_schedule_excess", "allowed",
+TOTALS_FIELDS = ("claims", "billed", "flagged_claims", "flagged_billed", "above_schedule_excess", "allowed",
                  "paid", "disputes", "approved_claims", "partial_claims", "denied_claims", "withdrawn_claims")
 
 
@@ -217,20 +219,10 @@ def _totals_key(side: str, org: str, currency: str) -> bytes:
 
 
 def _bump_totals(state: Overlay, claim: dict[str, Any], **changes: int) -> None:
-    """Add ``changes`` (field -> delta) to the provider's and the payer's running totals."""
+    """Add ``changes`` (a TOTALS_FIELDS name or "flag:" + flag -> delta) to the provider's and the
+    payer's running totals."""
     for side, org in (("provider", claim["provider"]), ("payer", claim["payer"])):
-        key = _totals_key(side, org, claim["currency"])
-        totals = state.get_value(key) or [0] * len(TOTALS_LAYOUT) + [{}]
-        flags = totals[-1]
-        for name, delta in changes.items():
-            if name.startswith("flag:"):
-                flags[name[5:]] = flags.get(name[5:], 0) + delta
-            else:
-                totals[_TOTALS_INDEX[name]] += delta
-        state.put_value(key, totals)
-
-
-_TOTALS_INDEX = {name: i for i, name in enumerate(TOTALS_LAYOUT)}
+        state.add_counts(_totals_key(side, org, claim["currency"]), changes)
 
 
 # --- fee schedules ---------------------------------------------------------------------------------------
@@ -690,8 +682,9 @@ def _q_report(state: StateReader, params: dict[str, Any], height: int) -> Any:
         prefix = _k("totals", side) + b"/"
         for key, raw in state.scan(prefix):
             org, currency = key[len(prefix):].decode().split("/")
-            packed = cbor2.loads(raw)
-            totals = {"org": org, "currency": currency, **dict(zip(TOTALS_LAYOUT, packed)), "flags": packed[-1]}
+            counters = cbor2.loads(raw)
+            totals = {"org": org, "currency": currency, **{name: counters.get(name, 0) for name in TOTALS_FIELDS},
+                      "flags": {name[5:]: n for name, n in counters.items() if name.startswith("flag:")}}
             sides[side].append(totals)
             if side == "provider":
                 for name, count in totals["flags"].items():

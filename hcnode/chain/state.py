@@ -87,37 +87,84 @@ class Overlay:
 
     A child overlay per transaction lets a rejected transaction leave no trace:
     its writes are merged into the block's overlay only when it succeeds.
+
+    Counters (``add_counts``): a value that is a map of integer counters (running totals
+    that every claim bumps) is kept as pending deltas, not read, decoded, changed and
+    re-encoded by every transaction: the deltas of a transaction merge into the block's
+    by addition and are folded into the stored value once, when someone reads the key or
+    the block's writes are taken (``fold_counts``). Addition commutes, so the folded value
+    is the same whatever the order; a key is never both in ``writes`` and in ``counts``.
     """
 
-    __slots__ = ("base", "writes")
+    __slots__ = ("base", "writes", "counts")
 
     def __init__(self, base: StateReader | Overlay) -> None:
         self.base = base
         self.writes: dict[bytes, bytes | None] = {}
+        self.counts: dict[bytes, dict[str, int]] = {}
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.writes:
             return self.writes[key]
+        if key in self.counts:
+            return self._fold(key)
         return self.base.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
         self.writes[key] = value
+        if self.counts:
+            self.counts.pop(key, None)
 
     def delete(self, key: bytes) -> None:
         self.writes[key] = None
+        if self.counts:
+            self.counts.pop(key, None)
 
     def get_value(self, key: bytes) -> Any:
         raw = self.get(key)
         return None if raw is None else cbor2.loads(raw)
 
     def put_value(self, key: bytes, value: Any) -> None:
-        self.writes[key] = codec.encode(value)
+        self.put(key, codec.encode(value))
+
+    def add_counts(self, key: bytes, deltas: dict[str, int]) -> None:
+        """Add ``deltas`` to the counters stored at ``key`` (a map of name to integer; absent is 0)."""
+        if key in self.writes:  # this layer already holds the value: change it in place
+            self.writes[key] = _added(self.writes[key], deltas)
+            return
+        pending = self.counts.get(key)
+        if pending is None:
+            self.counts[key] = dict(deltas)
+        else:
+            for name, delta in deltas.items():
+                pending[name] = pending.get(name, 0) + delta
+
+    def fold_counts(self) -> None:
+        """Fold every pending counter delta into ``writes`` (before the writes are committed or hashed)."""
+        for key in sorted(self.counts):
+            self._fold(key)
+
+    def _fold(self, key: bytes) -> bytes:
+        folded = self.writes[key] = _added(self.base.get(key), self.counts.pop(key))
+        return folded
 
     def child(self) -> Overlay:
         return Overlay(self)
 
     def merge_into(self, parent: Overlay) -> None:
         parent.writes.update(self.writes)
+        if parent.counts:  # a write replaces the whole value, pending deltas below it included
+            for key in self.writes:
+                parent.counts.pop(key, None)
+        for key, deltas in self.counts.items():
+            parent.add_counts(key, deltas)
+
+
+def _added(raw: bytes | None, deltas: dict[str, int]) -> bytes:
+    counters: dict[str, int] = {} if raw is None else cbor2.loads(raw)
+    for name, delta in deltas.items():
+        counters[name] = counters.get(name, 0) + delta
+    return codec.encode(counters)
 
 
 def read_value(state: StateReader, key: bytes) -> Any:
