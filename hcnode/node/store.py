@@ -130,12 +130,20 @@ class Store:
             height = header.height
             db_get, put = self.db.get, batch.put
             position = b"r/" + _height(height)
-            for index, (tx_hash, receipt) in enumerate(zip(execution.tx_hashes, execution.encoded_receipts)):
+            indexed: set[bytes] = set()
+            for index, (tx_hash, receipt, outcome) in enumerate(zip(execution.tx_hashes, execution.encoded_receipts,
+                                                                     execution.receipts)):
                 put(position + index.to_bytes(4, "big"), receipt)
-                # A replayed transaction (same hash) gets a rejected receipt in its block, but the
-                # index keeps pointing at the first inclusion, the one that counted.
-                if db_get(b"t/" + tx_hash) is None:
+                # The index points at the inclusion that counted: the one that applied (at most one per
+                # hash, since applying consumes its nonce). A rejected inclusion (a replay, or a nonce
+                # not yet due) is indexed only if the hash has no inclusion yet, so the read of the
+                # index happens for rejected transactions only, not once per applied one.
+                if outcome["status"] == "ok":
                     put(b"t/" + tx_hash, codec.encode([height, index]))
+                    indexed.add(tx_hash)
+                elif tx_hash not in indexed and db_get(b"t/" + tx_hash) is None:
+                    put(b"t/" + tx_hash, codec.encode([height, index]))
+                    indexed.add(tx_hash)
             for key, value in execution.writes.items():
                 if value is None:
                     batch.delete(b"s/" + key)
