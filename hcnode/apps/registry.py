@@ -173,23 +173,26 @@ def require_role(
     Otherwise the transaction is rejected with ``missing_role`` naming the role needed.
     """
     height = ctx.block.height
-    where = f" in organisation {org!r}" if org else ""
-    if org_kinds:
-        where += f" in an organisation of kind {' or '.join(org_kinds)}"
-    needed = f"needs role {role!r}{where}"
+
+    def refuse(why: str) -> Rejected:  # the message is built only when refusing: this runs for every transaction
+        where = f" in organisation {org!r}" if org else ""
+        if org_kinds:
+            where += f" in an organisation of kind {' or '.join(org_kinds)}"
+        return Rejected("missing_role", f"needs role {role!r}{where}; {why}")
+
     key_record = identity_of(ctx.state, ctx.sender, height)
     if key_record is None or key_record["kind"] != "member":
-        raise Rejected("missing_role", f"{needed}; the sender is not an active member")
+        raise refuse("the sender is not an active member")
     member = read_value(ctx.state, _k("member", key_record["identity"]))
     if not _active(member, height) or role not in member["roles"]:
-        raise Rejected("missing_role", f"{needed}; member {key_record['identity']} does not hold it")
+        raise refuse(f"member {key_record['identity']} does not hold it")
     if org is not None and member["org"] != org:
-        raise Rejected("missing_role", f"{needed}; member {member['id']} belongs to {member['org']!r}")
+        raise refuse(f"member {member['id']} belongs to {member['org']!r}")
     org_record = read_value(ctx.state, _k("org", member["org"]))
     if not _active(org_record, height):
-        raise Rejected("missing_role", f"{needed}; organisation {member['org']!r} is suspended")
+        raise refuse(f"organisation {member['org']!r} is suspended")
     if org_kinds is not None and org_record["kind"] not in org_kinds:
-        raise Rejected("missing_role", f"{needed}; {member['org']!r} is a {org_record['kind']}")
+        raise refuse(f"{member['org']!r} is a {org_record['kind']}")
     return member  # type: ignore[no-any-return]
 
 
