@@ -1,7 +1,7 @@
 """Billing app: payers' fee schedules, providers' encounters and claims, adjudication, payment, disputes.
 
 Owns: the life of a claim and the flags that make overbilling visible. Must not
-know registry state (it asks ``registry.require_role`` / ``require_identity``),
+know registry state (it asks ``registry.require_role`` / ``require_identity`` / ``active_org``),
 any other app, the clock (dates come from block time) or any I/O. No PHI: a
 patient is the pseudonymous id the registry derives from their key, an
 encounter is a hash of a record kept off chain.
@@ -14,6 +14,9 @@ Who may do what (registry roles; the organisation's kind is checked too):
                                                           records a member's deregistration
     billing_clerk         member of a hospital or clinic  anchors encounters, submits claims,
                                                           resolves disputes on its claims
+    clinician             member of a hospital or clinic  anchors the encounters they hold (the
+                                                          record is theirs; billing staff may not
+                                                          have seen it)
     the patient           their own registered key        disputes a claim billed in their name,
                                                           deregisters
 
@@ -65,7 +68,7 @@ from typing import Any
 import cbor2
 
 from hcnode.apps.dates import CalendarDate, block_date
-from hcnode.apps.registry import ORG_ID, require_identity, require_role
+from hcnode.apps.registry import ORG_ID, active_org, require_identity, require_role
 from hcnode.chain.app import App, Query, TxContext, TxType
 from hcnode.chain.errors import Rejected
 from hcnode.chain.schema import Bytes, Int, ListOf, Optional, Record, Spec, Text
@@ -76,6 +79,7 @@ __all__ = ["APP", "PROVIDER_KINDS", "PAYER_KINDS", "Money", "CodeText"]
 PROVIDER_KINDS = ("hospital", "clinic")
 PAYER_KINDS = ("insurer",)
 PROVIDER_ROLE = "billing_clerk"
+ENCOUNTER_ROLES = (PROVIDER_ROLE, "clinician")
 PAYER_ROLE = "claims_adjuster"
 SCHEDULE_ROLE = "fee_schedule_manager"
 
@@ -307,7 +311,7 @@ def _schedule_entries(ctx: TxContext, payload: dict[str, Any]) -> None:
 
 
 def _encounter_anchor(ctx: TxContext, payload: dict[str, Any]) -> None:
-    member = require_role(ctx, PROVIDER_ROLE, org_kinds=PROVIDER_KINDS)
+    member = require_role(ctx, ENCOUNTER_ROLES, org_kinds=PROVIDER_KINDS)
     _not_in_future(ctx, payload["date"], "the encounter date")
     key = _k("encounter", member["org"], payload["encounter"].hex())
     if ctx.state.get(key) is not None:
@@ -442,9 +446,20 @@ def _check_day(ctx: TxContext, claim_id: str, payer: str, patient: str, provider
                               schedule_version=version["version"])
 
 
+def _require_payer(ctx: TxContext, payer: str) -> None:
+    """A claim is addressed to an active insurer: one nobody could adjudicate would sit unanswered."""
+    org = active_org(ctx.state, payer, ctx.block.height)
+    if org is None:
+        raise Rejected("unknown_payer", f"payer {payer!r} is not a registered, active organisation")
+    if org["kind"] not in PAYER_KINDS:
+        raise Rejected("unknown_payer", f"payer {payer!r} is a {org['kind']}, not an "
+                                        f"{' or '.join(PAYER_KINDS)}")
+
+
 def _claim_submit(ctx: TxContext, payload: dict[str, Any]) -> None:
     member = require_role(ctx, PROVIDER_ROLE, org_kinds=PROVIDER_KINDS)
     provider, payer, patient, currency = member["org"], payload["payer"], payload["patient"], payload["currency"]
+    _require_payer(ctx, payer)
     items = payload["items"]
     sequences = [item["sequence"] for item in items]
     if len(set(sequences)) != len(sequences):
@@ -720,7 +735,7 @@ APP = App(
                _schedule_entries, "More codes for a published version (each code's maximum is written once)."),
         TxType("billing.encounter_anchor",
                Record({"patient": PATIENT_ID, "encounter": Bytes(size=32), "date": DATE}),
-               _encounter_anchor, "A provider's billing_clerk anchors an encounter (a hash; no PHI)."),
+               _encounter_anchor, "A provider's billing_clerk or clinician anchors an encounter (a hash; no PHI)."),
         TxType("billing.claim_submit",
                Record({"patient": PATIENT_ID, "payer": ORG_ID, "encounter": Optional(Bytes(size=32)),
                        "currency": CURRENCY,

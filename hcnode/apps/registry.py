@@ -163,28 +163,30 @@ def require_identity(ctx: TxContext) -> dict[str, Any]:
 
 def require_role(
     ctx: TxContext,
-    role: str,
+    role: str | tuple[str, ...],
     *,
     org: str | None = None,
     org_kinds: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """The sender's member record if it holds ``role`` (in ``org``, or an org of one of ``org_kinds``).
+    """The sender's member record if it holds ``role`` (or one of several roles) in ``org``, or in an
+    org of one of ``org_kinds``.
 
-    Otherwise the transaction is rejected with ``missing_role`` naming the role needed.
+    Otherwise the transaction is rejected with ``missing_role`` naming the role(s) needed.
     """
     height = ctx.block.height
+    roles = (role,) if isinstance(role, str) else role
 
     def refuse(why: str) -> Rejected:  # the message is built only when refusing: this runs for every transaction
         where = f" in organisation {org!r}" if org else ""
         if org_kinds:
             where += f" in an organisation of kind {' or '.join(org_kinds)}"
-        return Rejected("missing_role", f"needs role {role!r}{where}; {why}")
+        return Rejected("missing_role", f"needs role {' or '.join(map(repr, roles))}{where}; {why}")
 
     key_record = identity_of(ctx.state, ctx.sender, height)
     if key_record is None or key_record["kind"] != "member":
         raise refuse("the sender is not an active member")
     member = read_value(ctx.state, _k("member", key_record["identity"]))
-    if not _active(member, height) or role not in member["roles"]:
+    if not _active(member, height) or not any(name in member["roles"] for name in roles):
         raise refuse(f"member {key_record['identity']} does not hold it")
     if org is not None and member["org"] != org:
         raise refuse(f"member {member['id']} belongs to {member['org']!r}")
