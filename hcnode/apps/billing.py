@@ -72,7 +72,7 @@ from hcnode.apps.registry import ORG_ID, active_org, require_identity, require_r
 from hcnode.chain.app import App, Query, TxContext, TxType
 from hcnode.chain.errors import Rejected
 from hcnode.chain.schema import Bytes, Int, ListOf, Optional, Record, Spec, Text
-from hcnode.chain.state import Overlay, StateReader, read_value
+from hcnode.chain.state import Overlay, StateReader, peek_value, read_value
 
 __all__ = ["APP", "PROVIDER_KINDS", "PAYER_KINDS", "Money", "CodeText"]
 
@@ -251,11 +251,13 @@ def _write_entries(state: Overlay, payer: str, version: int, entries: list[dict[
 
 
 def _fee(state: Overlay | StateReader, payer: str, vkey: str, code: str) -> tuple[int | None, list[str]]:
-    """(maximum per unit or None, bundling rule names) for a code in a schedule version."""
-    raw = state.get(_k("fee", payer, vkey, code))
-    if raw is None:
-        return None, read_value(state, _k("bundle", payer, vkey, code)) or []
-    value = cbor2.loads(raw)
+    """(maximum per unit or None, bundling rule names) for a code in a schedule version.
+
+    Schedules are read with ``peek_value``, shared within a block: a code's maximum is written
+    once and claims only compare against it."""
+    value = peek_value(state, _k("fee", payer, vkey, code))
+    if value is None:
+        return None, peek_value(state, _k("bundle", payer, vkey, code)) or []
     return (value, []) if type(value) is int else (value[0], value[1])
 
 
@@ -380,7 +382,7 @@ def _check_schedule(ctx: TxContext, payer: str, currency: str, items: list[dict[
                     flags: _Flags) -> tuple[int, dict[str, dict[str, Any] | None], dict[str, list[str]]]:
     """Above-schedule items; returns the total excess, the version in force per date of service,
     and the bundling rules of each code (read with its maximum)."""
-    versions = ctx.state.get_value(_k("schedule", payer)) or []
+    versions = ctx.state.peek_value(_k("schedule", payer)) or []
     in_force: dict[str, dict[str, Any] | None] = {}
     rules_of: dict[str, list[str]] = {}
     excess_total = 0
@@ -438,7 +440,7 @@ def _check_day(ctx: TxContext, claim_id: str, payer: str, patient: str, provider
         for code in sorted({item["code"] for item in by_date[date]}):
             for name in rules_of.get(code, ()):
                 if rules is None:
-                    rules = ctx.state.get_value(_k("rules", payer, _version_key(version["version"]))) or {}
+                    rules = ctx.state.peek_value(_k("rules", payer, _version_key(version["version"]))) or {}
                 together = sorted(set(first_claim).intersection(rules.get(name, ())))
                 if len(together) >= 2 and name not in reported:
                     reported.add(name)

@@ -22,7 +22,8 @@ import cbor2
 
 from hcnode import codec
 
-__all__ = ["StateReader", "MemoryState", "BlockReadCache", "Overlay", "next_state_root", "ZERO_ROOT"]
+__all__ = ["StateReader", "MemoryState", "BlockReadCache", "Overlay", "next_state_root", "read_value", "peek_value",
+           "ZERO_ROOT"]
 
 ZERO_ROOT = bytes(32)
 
@@ -65,11 +66,12 @@ class BlockReadCache:
     are then read from LevelDB once per block instead of once per transaction.
     """
 
-    __slots__ = ("base", "seen")
+    __slots__ = ("base", "seen", "decoded")
 
     def __init__(self, base: StateReader) -> None:
         self.base = base
         self.seen: dict[bytes, bytes | None] = {}
+        self.decoded: dict[bytes, Any] = {}
 
     def get(self, key: bytes) -> bytes | None:
         try:
@@ -80,6 +82,15 @@ class BlockReadCache:
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         return self.base.scan(prefix)
+
+    def peek_value(self, key: bytes) -> Any:
+        """The committed value decoded once per block and shared: see ``Overlay.peek_value``."""
+        try:
+            return self.decoded[key]
+        except KeyError:
+            raw = self.get(key)
+            value = self.decoded[key] = None if raw is None else cbor2.loads(raw)
+            return value
 
 
 class Overlay:
@@ -127,6 +138,19 @@ class Overlay:
     def put_value(self, key: bytes, value: Any) -> None:
         self.put(key, codec.encode(value))
 
+    def peek_value(self, key: bytes) -> Any:
+        """The decoded value for a read that only inspects it; never change it (or write it back changed).
+
+        A value nobody wrote in this block is decoded once per block and the same object is
+        returned to every transaction: the sender's member and organisation records, a payer's
+        fee schedule are read by every claim and cost more to decode than to look up. Changing
+        one would change it for the rest of the block, rejected transaction or not: use
+        ``get_value`` for a value to modify.
+        """
+        if key in self.writes or key in self.counts:
+            return self.get_value(key)
+        return peek_value(self.base, key)
+
     def add_counts(self, key: bytes, deltas: dict[str, int]) -> None:
         """Add ``deltas`` to the counters stored at ``key`` (a map of name to integer; absent is 0)."""
         if key in self.writes:  # this layer already holds the value: change it in place
@@ -170,6 +194,13 @@ def _added(raw: bytes | None, deltas: dict[str, int]) -> bytes:
 def read_value(state: StateReader, key: bytes) -> Any:
     raw = state.get(key)
     return None if raw is None else cbor2.loads(raw)
+
+
+def peek_value(state: StateReader | Overlay, key: bytes) -> Any:
+    """``Overlay.peek_value`` on any reader: shared within a block, a fresh decode elsewhere (queries)."""
+    if isinstance(state, (Overlay, BlockReadCache)):
+        return state.peek_value(key)
+    return read_value(state, key)
 
 
 _ROOT_DOMAIN = "hcnode-state/1"

@@ -16,7 +16,7 @@ from hcnode.chain import (
 from hcnode.chain import merkle
 from hcnode.chain.execute import nonce_key
 from hcnode.chain.schema import Int, Record, Text
-from hcnode.chain.state import ZERO_ROOT, next_state_root
+from hcnode.chain.state import ZERO_ROOT, BlockReadCache, next_state_root, peek_value
 from tests.unit.chainkit import CHAIN_ID, LocalChain, key
 
 ALICE, BOB = key(11), key(12)
@@ -445,6 +445,23 @@ def test_counters_agree_with_reading_changing_and_writing_the_value_each_time(op
         assert block.get_value(state_key) == model[state_key]
         assert state_key not in block.writes or block.writes[state_key] == (
             None if model[state_key] is None else codec.encode(model[state_key]))
+
+
+def test_peeked_committed_values_are_decoded_once_per_block_and_writes_are_never_hidden() -> None:
+    base = MemoryState()
+    base.commit({b"member": codec.encode({"roles": ["clerk"]}), b"t": codec.encode({"n": 1})})
+    block = Overlay(BlockReadCache(base))
+    first, second = block.child(), block.child()
+    assert first.peek_value(b"member") is second.peek_value(b"member") == {"roles": ["clerk"]}
+    assert first.get_value(b"member") is not first.peek_value(b"member")  # get_value: a fresh copy to change
+    assert first.peek_value(b"absent") is None
+    first.put_value(b"member", {"roles": []})  # this block's own write wins over the shared decode
+    assert first.peek_value(b"member") == {"roles": []} and second.peek_value(b"member") == {"roles": ["clerk"]}
+    first.merge_into(block)
+    assert block.child().peek_value(b"member") == {"roles": []}
+    block.add_counts(b"t", {"n": 2})
+    assert block.child().peek_value(b"t") == {"n": 3}
+    assert peek_value(base, b"t") == {"n": 1}  # outside a block (queries): a plain decode
 
 
 def test_memory_state_scan_is_prefix_bounded_and_key_ordered() -> None:
