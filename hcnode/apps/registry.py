@@ -192,7 +192,7 @@ def require_role(
     if key_record is None or key_record["kind"] != "member":
         raise refuse("the sender is not an active member")
     member = peek_value(ctx.state, _k("member", key_record["identity"]))
-    if not _active(member, height) or not any(name in member["roles"] for name in roles):
+    if not _active(member, height) or not any(map(member["roles"].__contains__, roles)):
         raise refuse(f"member {key_record['identity']} does not hold it")
     if org is not None and member["org"] != org:
         raise refuse(f"member {member['id']} belongs to {member['org']!r}")
