@@ -17,6 +17,7 @@ so a ``kill -9`` at any instant leaves either the whole block or none of it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,9 @@ __all__ = ["Store", "StorageError"]
 
 class StorageError(Exception):
     """The store cannot be opened or is not what it should be."""
+
+
+RECENT_VALUES = 100_000  # state values kept in memory after a read (a few MB); all are dropped when full
 
 
 def _height(h: int) -> bytes:
@@ -57,13 +61,34 @@ class Store:
         except plyvel.Error as exc:
             raise StorageError(f"cannot open {path}: {exc}") from None
         self._state = self.db.prefixed_db(b"s/")
+        # Committed state values read recently. Every block's claims read the payer's fee schedule
+        # (10,000 codes); with a million claims in state each LevelDB read of an old key walks every
+        # level, and that was a tenth of the applying thread. Only present values are kept (absent
+        # keys, a duplicate check's usual answer, are unique per claim); commit_block drops every
+        # key it writes. The lock orders a read's insert against a commit's drop: a read that began
+        # before a commit inserts only if no commit finished meanwhile (``_commits`` unchanged), so
+        # a value read just before a block landed can never outlive it in the cache.
+        self._recent: dict[bytes, bytes] = {}
+        self._commits = 0
+        self._recent_lock = threading.Lock()
 
     def close(self) -> None:
         self.db.close()
 
     # StateReader for the pure cores
     def get(self, key: bytes) -> bytes | None:
-        return self._state.get(key)  # type: ignore[no-any-return]
+        value = self._recent.get(key)
+        if value is not None:
+            return value
+        commits = self._commits
+        value = self._state.get(key)
+        if value is not None:
+            with self._recent_lock:
+                if commits == self._commits:
+                    if len(self._recent) >= RECENT_VALUES:
+                        self._recent.clear()
+                    self._recent[key] = value
+        return value  # type: ignore[no-any-return]
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         yield from self._state.iterator(prefix=prefix)
@@ -156,3 +181,8 @@ class Store:
             batch.put(b"m/height", _height(header.height))
             batch.put(b"m/head", block_hash)
             batch.put(b"m/root", header.state_root)
+        with self._recent_lock:  # after the batch is durable: see __init__
+            self._commits += 1
+            recent = self._recent
+            for key in execution.writes:
+                recent.pop(key, None)

@@ -1,10 +1,14 @@
-"""``Store`` on a real LevelDB in a temp dir: the transaction index after blocks that include a hash twice."""
+"""``Store`` on a real LevelDB in a temp dir: the transaction index after blocks that include a hash twice,
+and the recently read state values after blocks that change them."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from hcnode.chain import Execution, genesis_block, merkle
+import pytest
+
+from hcnode.chain import BlockHeader, Execution, genesis_block, merkle, sign_block
 from hcnode.node.store import Store
 from tests.unit.chainkit import LocalChain, key
 
@@ -39,4 +43,48 @@ def test_tx_index_points_at_the_inclusion_that_applied(tmp_path: Path) -> None:
     assert commit_next(chain, store, second) == ["replayed_nonce"]
     assert store.tx_location(second_hash) == (2, 1)
     assert store.receipt_bytes(second_hash) == store.block_receipts(2)[1]
+    store.close()
+
+
+def commit_writes(store: Store, writes: dict[bytes, bytes | None]) -> None:
+    """A block that only carries ``writes`` (the store checks heights, not roots)."""
+    height = 0 if store.height is None else store.height + 1
+    header = BlockHeader("hcnode-test", height, store.head or bytes(32), 0, bytes(32), bytes(32), bytes(32),
+                         key(1).public)
+    store.commit_block(sign_block(key(1), header, []),
+                       Execution(writes, [], [], [], bytes(32), bytes(32), bytes(32)))
+
+
+def test_a_value_read_before_a_block_is_never_served_after_it(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    commit_writes(store, {b"fee": b"1", b"gone": b"x"})
+    assert (store.get(b"fee"), store.get(b"gone")) == (b"1", b"x")  # now kept in memory
+    commit_writes(store, {b"fee": b"2", b"gone": None})
+    assert (store.get(b"fee"), store.get(b"gone")) == (b"2", None)
+
+    # A read that fetched the old value from LevelDB while a block writing the key committed
+    # (another thread) must not leave that old value behind.
+    class ReadRacingACommit:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def get(self, state_key: bytes) -> bytes | None:
+            old = self.inner.get(state_key)
+            store._state = self.inner
+            commit_writes(store, {state_key: b"3"})
+            return old  # type: ignore[no-any-return]
+
+    store._recent.clear()
+    store._state = ReadRacingACommit(store._state)
+    assert store.get(b"fee") == b"2"  # the racing read answers what it saw ...
+    assert store.get(b"fee") == b"3"  # ... but later reads see the block's value
+    store.close()
+
+
+def test_recent_values_stay_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hcnode.node.store.RECENT_VALUES", 10)
+    store = Store(tmp_path / "db")
+    commit_writes(store, {b"k%d" % n: b"%d" % n for n in range(25)})
+    assert [store.get(b"k%d" % n) for n in range(25)] == [b"%d" % n for n in range(25)]
+    assert len(store._recent) <= 10
     store.close()
