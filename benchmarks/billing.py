@@ -131,34 +131,40 @@ def setup(chain: Chain, clerk: crypto.PrivateKey, scheduler: crypto.PrivateKey) 
 
 
 def fill(chain: Chain, clerk: crypto.PrivateKey, rng: random.Random, patients: list[str],
-         count: int) -> tuple[float, float]:
-    """Apply ``count`` claims in blocks of 5,000; returns (claims per wall second, claims per CPU second
-    of this process, LevelDB's compaction threads included). Building the transactions is not timed."""
-    applied, wall, cpu = 0, 0.0, 0.0
+         count: int) -> tuple[float, float, float]:
+    """Apply ``count`` claims in blocks of 5,000; returns claims per wall second, per CPU second of this
+    process (LevelDB's compaction threads included) and per CPU second of the applying thread alone
+    (what the node's own code costs; the difference is LevelDB's background work). Building the
+    transactions is not timed."""
+    applied, wall, cpu, thread = 0, 0.0, 0.0, 0.0
     while applied < count:
         n = min(BLOCK_TXS, count - applied)
         raws = [chain.tx(clerk, "billing.claim_submit", claim_payload(rng, patients)) for _ in range(n)]
-        start, start_cpu = time.perf_counter(), time.process_time()
+        start, start_cpu, start_thread = time.perf_counter(), time.process_time(), time.thread_time()
         receipts = chain.block(raws)
         wall += time.perf_counter() - start
         cpu += time.process_time() - start_cpu
+        thread += time.thread_time() - start_thread
         if receipts[0]["status"] != "ok":
             raise RuntimeError(f"claim rejected: {receipts[0]}")
         applied += n
-    return count / wall, count / cpu
+    return count / wall, count / cpu, count / thread
 
 
 def duplicate_check_us(chain: Chain, rng: random.Random, patients: list[str], checks: int = 20_000) -> float:
-    """Microseconds per ``_check_duplicates`` of a 2-item claim against the committed store."""
+    """CPU microseconds per ``_check_day`` of a 2-item claim against the committed store.
+
+    Timed on this thread's clock: the process clock would also count LevelDB compactions still
+    running in the background after the fill, which are not the check's cost."""
     overlay = Overlay(chain.store)
     dummy = trusted_tx(unsigned_tx(crypto.PrivateKey(b"\x05" * 32), "billing.claim_submit", 0, {}))
     ctx = TxContext(overlay.child(), dummy, BlockInfo(CHAIN_ID, 0, GENESIS_MS, b""))
     payloads = [claim_payload(rng, patients) for _ in range(checks)]
-    start = time.process_time()
+    start = time.thread_time()
     for payload in payloads:
         billing._check_day(ctx, "0" * 32, "acme-health", payload["patient"], "st-mary", payload["items"],
                            {}, {}, billing._Flags(ctx))
-    return (time.process_time() - start) / checks * 1e6
+    return (time.thread_time() - start) / checks * 1e6
 
 
 def bench_apply(total: int, runs: int) -> None:
@@ -172,15 +178,16 @@ def bench_apply(total: int, runs: int) -> None:
         print(f"A. apply: LevelDB store, 10,000-code fee schedule, blocks of {BLOCK_TXS} claims (2 items each)")
         fill(chain, clerk, rng, patients, 10_000)
 
-        def measure(label: str) -> tuple[float, float, float]:
+        def measure(label: str) -> tuple[float, float, float, float]:
             windows = [fill(chain, clerk, rng, patients, WINDOW) for _ in range(runs)]
             dup = statistics.median(duplicate_check_us(chain, rng, patients) for _ in range(runs))
-            wall = statistics.median(w for w, _ in windows)
-            cpu = statistics.median(c for _, c in windows)
-            print(f"   {label}: {wall:8,.0f} claims/s wall, {cpu:8,.0f} claims per CPU-second "
-                  f"(windows wall {', '.join(f'{w:,.0f}' for w, _ in windows)}); "
+            wall = statistics.median(w for w, _, _ in windows)
+            cpu = statistics.median(c for _, c, _ in windows)
+            thread = statistics.median(t for _, _, t in windows)
+            print(f"   {label}: {wall:8,.0f} claims/s wall, {cpu:8,.0f} claims per CPU-second, {thread:8,.0f} "
+                  f"per applying-thread CPU-second (windows wall {', '.join(f'{w:,.0f}' for w, _, _ in windows)}); "
                   f"duplicate check {dup:.1f} CPU-us/claim", flush=True)
-            return wall, cpu, dup
+            return wall, cpu, dup, thread
 
         small = measure(f"from {10_000:>9,} claims in state")
         in_state = 10_000 + runs * WINDOW
@@ -188,7 +195,7 @@ def bench_apply(total: int, runs: int) -> None:
         t0 = time.perf_counter()
         while remaining > 0:
             step = min(100_000, remaining)
-            wall, cpu = fill(chain, clerk, rng, patients, step)
+            wall, cpu, _ = fill(chain, clerk, rng, patients, step)
             remaining -= step
             in_state += step
             print(f"   ... {in_state:>9,} claims in state ({wall:,.0f}/s wall, {cpu:,.0f}/CPU-s; "
@@ -201,7 +208,8 @@ def bench_apply(total: int, runs: int) -> None:
               f"top flags {[(f['flag'], f['claims']) for f in report['top_flags'][:3]]}")
         print(f"   duplicate check with {in_state:,} vs 10,000 claims in state: x{large[2] / small[2]:.2f}")
         print(f"   APPLY with {in_state:,} claims in state (median): {large[0]:,.0f} claims/s wall clock, "
-              f"{large[1]:,.0f} claims per CPU-second  (target >= 10,000: "
+              f"{large[1]:,.0f} claims per CPU-second, {large[3]:,.0f} per applying-thread CPU-second  "
+              f"(target >= 10,000: "
               f"{'met' if large[0] >= 10_000 else 'met per CPU-second' if large[1] >= 10_000 else 'NOT met'})")
         chain.store.close()
     finally:

@@ -26,7 +26,8 @@ from typing import Any
 
 import cbor2
 
-__all__ = ["CodecError", "DecodeLimits", "DEFAULT_LIMITS", "encode", "decode", "sha256", "hash_value"]
+__all__ = ["CodecError", "DecodeLimits", "DEFAULT_LIMITS", "encode", "decode", "sha256", "hash_value", "head",
+           "MAJOR_BYTES", "MAJOR_ARRAY"]
 
 INT_MIN = -(2**64)
 INT_MAX = 2**64 - 1
@@ -81,40 +82,58 @@ _LEAVES = frozenset((str, bytes, bool, type(None)))
 
 def _check_encodable(value: Any) -> bool:
     """Raise unless ``value`` is in the data model; True when all its maps are in canonical key order."""
-    # Leaves are checked inline, without a call: this runs on every state write and state root.
+    # Leaves are checked inline, without a call: this runs on every state write and receipt.
     kind = type(value)
     if kind in _LEAVES:
         return True
-    ordered = True
-    if kind is int:
+    if kind is list or kind is tuple:
+        ordered = True
+        items = value
+    elif kind is dict:
+        ordered = _keys_in_canonical_order(value)
+        items = value.values()
+    elif kind is int:
         if not INT_MIN <= value <= INT_MAX:
             raise CodecError(f"cannot encode: integer {value} is outside the 64-bit range")
-    elif kind is list or kind is tuple:
-        for item in value:
-            item_kind = type(item)
-            if item_kind is int:
-                if not INT_MIN <= item <= INT_MAX:
-                    raise CodecError(f"cannot encode: integer {item} is outside the 64-bit range")
-            elif item_kind not in _LEAVES and not _check_encodable(item):
-                ordered = False
-    elif kind is dict:
-        previous = ""
-        for key, item in value.items():
-            if type(key) is not str:
-                raise CodecError(f"cannot encode: map key {key!r} is not text")
-            # canonical order of text keys: shorter first, then bytewise (ASCII: by character)
-            if ordered and not (key.isascii() and (len(previous), previous) < (len(key), key)):
-                ordered = False
-            previous = key
-            item_kind = type(item)
-            if item_kind is int:
-                if not INT_MIN <= item <= INT_MAX:
-                    raise CodecError(f"cannot encode: integer {item} is outside the 64-bit range")
-            elif item_kind not in _LEAVES and not _check_encodable(item):
-                ordered = False
+        return True
     else:
         raise CodecError(f"cannot encode a {kind.__name__}: only int, bytes, text, list, text-keyed map, "
                          "bool and null are allowed")
+    for item in items:
+        item_kind = type(item)
+        if item_kind is int:
+            if not INT_MIN <= item <= INT_MAX:
+                raise CodecError(f"cannot encode: integer {item} is outside the 64-bit range")
+        elif item_kind not in _LEAVES and not _check_encodable(item):
+            ordered = False
+    return ordered
+
+
+# The key lists of maps already judged, and whether they are in canonical order. Hot values are
+# built by a few code paths, so their maps come in a few shapes: looking a shape up (a tuple of
+# interned-hash strings) costs less than comparing its keys one by one. Only text-keyed shapes
+# are remembered; the table is cleared when full, so it stays small whatever the input.
+_KEY_ORDER: dict[tuple[str, ...], bool] = {}
+_KEY_ORDER_MAX = 4096
+
+
+def _keys_in_canonical_order(value: dict[Any, Any]) -> bool:
+    keys = tuple(value)
+    known = _KEY_ORDER.get(keys)
+    if known is not None:
+        return known
+    ordered = True
+    previous = ""
+    for key in keys:
+        if type(key) is not str:
+            raise CodecError(f"cannot encode: map key {key!r} is not text")
+        # canonical order of text keys: shorter first, then bytewise (ASCII: by character)
+        if ordered and not (key.isascii() and (len(previous), previous) < (len(key), key)):
+            ordered = False
+        previous = key
+    if len(_KEY_ORDER) >= _KEY_ORDER_MAX:
+        _KEY_ORDER.clear()
+    _KEY_ORDER[keys] = ordered
     return ordered
 
 
@@ -208,6 +227,27 @@ def _check_value(root: Any, limits: DecodeLimits) -> None:
             raise CodecError("floating-point values are not allowed")
         else:  # cbor2 turns some tags (0, 1, 2, 30, 258 ...) into Python objects before our hook sees them
             raise CodecError(f"CBOR tag or simple value (decoded as {kind.__name__}) is not allowed")
+
+
+MAJOR_BYTES = 2
+MAJOR_ARRAY = 4
+_SHORT_HEADS = [[bytes([major << 5 | n]) if n < 24 else bytes([major << 5 | 24, n]) for n in range(256)]
+                for major in range(8)]
+
+
+def head(major: int, length: int) -> bytes:
+    """The shortest head of a major type with ``length`` (a byte string's size, an array's item count).
+
+    For streaming a canonical encoding into a hash without building the value first
+    (the state root of a block of tens of thousands of writes): ``head(MAJOR_ARRAY, n)``
+    followed by the encodings of n items is exactly ``encode`` of the n-item list.
+    """
+    if length < 256:
+        return _SHORT_HEADS[major][length]
+    for info, size in ((25, 2), (26, 4), (27, 8)):
+        if length < 1 << (8 * size):
+            return bytes([major << 5 | info]) + length.to_bytes(size, "big")
+    raise CodecError(f"cannot encode: length {length} is outside the 64-bit range")
 
 
 def sha256(data: bytes) -> bytes:

@@ -1,7 +1,7 @@
 """Billing app: payers' fee schedules, providers' encounters and claims, adjudication, payment, disputes.
 
 Owns: the life of a claim and the flags that make overbilling visible. Must not
-know registry state (it asks ``registry.require_role`` / ``require_identity``),
+know registry state (it asks ``registry.require_role`` / ``require_identity`` / ``active_org``),
 any other app, the clock (dates come from block time) or any I/O. No PHI: a
 patient is the pseudonymous id the registry derives from their key, an
 encounter is a hash of a record kept off chain.
@@ -14,6 +14,9 @@ Who may do what (registry roles; the organisation's kind is checked too):
                                                           records a member's deregistration
     billing_clerk         member of a hospital or clinic  anchors encounters, submits claims,
                                                           resolves disputes on its claims
+    clinician             member of a hospital or clinic  anchors the encounters they hold (the
+                                                          record is theirs; billing staff may not
+                                                          have seen it)
     the patient           their own registered key        disputes a claim billed in their name,
                                                           deregisters
 
@@ -39,9 +42,10 @@ new version), so a claim is always judged by a schedule nobody rewrote later.
 Large schedules are published in parts (``billing.schedule_entries``, up to
 1,000 codes a transaction).
 
-State keys (values canonical CBOR; the two written for every claim, the claim and the running
-totals, are positional arrays (CLAIM_LAYOUT, TOTALS_LAYOUT) because canonical encoding of maps
-costs a sort per map and a claim is written at >= 10,000 a second; queries return maps):
+State keys (values canonical CBOR; the claim, written for every claim, is a positional array
+(CLAIM_LAYOUT) because canonical encoding of maps costs a sort per map and a claim is written at
+>= 10,000 a second; the running totals are counters (``Overlay.add_counts``), added up per block
+and written once per block rather than once per claim; queries return maps):
     billing/schedule/<payer>                             [{version, effective_from, currency, ...}]
     billing/fee/<payer>/<version:06>/<code>              max per unit, or [max, [bundling rule names]]
     billing/rules/<payer>/<version:06>                   {rule name: [codes]}
@@ -52,7 +56,8 @@ costs a sort per map and a claim is written at >= 10,000 a second; queries retur
                                                          (duplicates and bundling rules)
     billing/patient/<patient>/<id>                       index of a patient's claims
     billing/deregistered/<patient>                       {date, by, reason, height}
-    billing/totals/<provider|payer>/<org>/<currency>     running totals for the report
+    billing/totals/<provider|payer>/<org>/<currency>     running totals for the report: counters
+                                                         {TOTALS_FIELDS name or "flag:" + flag: n}
 """
 
 from __future__ import annotations
@@ -63,17 +68,18 @@ from typing import Any
 import cbor2
 
 from hcnode.apps.dates import CalendarDate, block_date
-from hcnode.apps.registry import ORG_ID, require_identity, require_role
+from hcnode.apps.registry import ORG_ID, active_org, require_identity, require_role
 from hcnode.chain.app import App, Query, TxContext, TxType
 from hcnode.chain.errors import Rejected
 from hcnode.chain.schema import Bytes, Int, ListOf, Optional, Record, Spec, Text
-from hcnode.chain.state import Overlay, StateReader, read_value
+from hcnode.chain.state import Overlay, StateReader, peek_value, read_value
 
 __all__ = ["APP", "PROVIDER_KINDS", "PAYER_KINDS", "Money", "CodeText"]
 
 PROVIDER_KINDS = ("hospital", "clinic")
 PAYER_KINDS = ("insurer",)
 PROVIDER_ROLE = "billing_clerk"
+ENCOUNTER_ROLES = (PROVIDER_ROLE, "clinician")
 PAYER_ROLE = "claims_adjuster"
 SCHEDULE_ROLE = "fee_schedule_manager"
 
@@ -175,8 +181,13 @@ CLAIM_LAYOUT = ("id", "status", "provider", "submitted_by", "payer", "patient", 
                 "diagnoses", "items", "total", "allowed", "paid", "excess_over_schedule", "flags", "height",
                 "date", "disputes", "history", "reason_codes")
 ITEM_LAYOUT = ("sequence", "code", "quantity", "unit_price", "date_of_service", "net")
-TOTALS_LAYOUT = ("claims", "billed", "flagged_claims", "flagged_billed", "above_schedule_excess", "allowed",
+TOTALS_FIELDS = ("claims", "billed", "flagged_claims", "flagged_billed", "above_schedule_excess", "allowed",
                  "paid", "disputes", "approved_claims", "partial_claims", "denied_claims", "withdrawn_claims")
+
+
+# Maps inside a claim written at submission (a flag's details, the history entry) and the events of
+# its receipt are built with their keys in canonical order (shorter first, then bytewise) where the
+# names allow it, so that the encoder takes its fast path; the bytes are the same either way.
 
 
 def _pack_claim(claim: dict[str, Any]) -> list[Any]:
@@ -217,20 +228,10 @@ def _totals_key(side: str, org: str, currency: str) -> bytes:
 
 
 def _bump_totals(state: Overlay, claim: dict[str, Any], **changes: int) -> None:
-    """Add ``changes`` (field -> delta) to the provider's and the payer's running totals."""
+    """Add ``changes`` (a TOTALS_FIELDS name or "flag:" + flag -> delta) to the provider's and the
+    payer's running totals."""
     for side, org in (("provider", claim["provider"]), ("payer", claim["payer"])):
-        key = _totals_key(side, org, claim["currency"])
-        totals = state.get_value(key) or [0] * len(TOTALS_LAYOUT) + [{}]
-        flags = totals[-1]
-        for name, delta in changes.items():
-            if name.startswith("flag:"):
-                flags[name[5:]] = flags.get(name[5:], 0) + delta
-            else:
-                totals[_TOTALS_INDEX[name]] += delta
-        state.put_value(key, totals)
-
-
-_TOTALS_INDEX = {name: i for i, name in enumerate(TOTALS_LAYOUT)}
+        state.add_counts(_totals_key(side, org, claim["currency"]), changes)
 
 
 # --- fee schedules ---------------------------------------------------------------------------------------
@@ -250,11 +251,13 @@ def _write_entries(state: Overlay, payer: str, version: int, entries: list[dict[
 
 
 def _fee(state: Overlay | StateReader, payer: str, vkey: str, code: str) -> tuple[int | None, list[str]]:
-    """(maximum per unit or None, bundling rule names) for a code in a schedule version."""
-    raw = state.get(_k("fee", payer, vkey, code))
-    if raw is None:
-        return None, read_value(state, _k("bundle", payer, vkey, code)) or []
-    value = cbor2.loads(raw)
+    """(maximum per unit or None, bundling rule names) for a code in a schedule version.
+
+    Schedules are read with ``peek_value``, shared within a block: a code's maximum is written
+    once and claims only compare against it."""
+    value = peek_value(state, _k("fee", payer, vkey, code))
+    if value is None:
+        return None, peek_value(state, _k("bundle", payer, vkey, code)) or []
     return (value, []) if type(value) is int else (value[0], value[1])
 
 
@@ -310,7 +313,7 @@ def _schedule_entries(ctx: TxContext, payload: dict[str, Any]) -> None:
 
 
 def _encounter_anchor(ctx: TxContext, payload: dict[str, Any]) -> None:
-    member = require_role(ctx, PROVIDER_ROLE, org_kinds=PROVIDER_KINDS)
+    member = require_role(ctx, ENCOUNTER_ROLES, org_kinds=PROVIDER_KINDS)
     _not_in_future(ctx, payload["date"], "the encounter date")
     key = _k("encounter", member["org"], payload["encounter"].hex())
     if ctx.state.get(key) is not None:
@@ -379,7 +382,7 @@ def _check_schedule(ctx: TxContext, payer: str, currency: str, items: list[dict[
                     flags: _Flags) -> tuple[int, dict[str, dict[str, Any] | None], dict[str, list[str]]]:
     """Above-schedule items; returns the total excess, the version in force per date of service,
     and the bundling rules of each code (read with its maximum)."""
-    versions = ctx.state.get_value(_k("schedule", payer)) or []
+    versions = ctx.state.peek_value(_k("schedule", payer)) or []
     in_force: dict[str, dict[str, Any] | None] = {}
     rules_of: dict[str, list[str]] = {}
     excess_total = 0
@@ -400,8 +403,8 @@ def _check_schedule(ctx: TxContext, payer: str, currency: str, items: list[dict[
         elif item["unit_price"] > maximum:
             excess = (item["unit_price"] - maximum) * item["quantity"]
             excess_total += excess
-            flags.add("above_schedule", sequence=item["sequence"], code=item["code"],
-                      unit_price=item["unit_price"], max_allowed=maximum, excess=excess)
+            flags.add("above_schedule", code=item["code"], excess=excess, sequence=item["sequence"],
+                      unit_price=item["unit_price"], max_allowed=maximum)
     return excess_total, in_force, rules_of
 
 
@@ -426,8 +429,8 @@ def _check_day(ctx: TxContext, claim_id: str, payer: str, patient: str, provider
             if first is None:
                 first_claim[item["code"]] = claim_id
             else:
-                flags.add("duplicate_claim", sequence=item["sequence"], code=item["code"],
-                          date_of_service=date, first_claim=first)
+                flags.add("duplicate_claim", code=item["code"], sequence=item["sequence"], first_claim=first,
+                          date_of_service=date)
         ctx.state.put_value(day_key, [v for pair in sorted(first_claim.items()) for v in pair])
         version = in_force.get(date)
         if version is None or len(first_claim) < 2:
@@ -437,7 +440,7 @@ def _check_day(ctx: TxContext, claim_id: str, payer: str, patient: str, provider
         for code in sorted({item["code"] for item in by_date[date]}):
             for name in rules_of.get(code, ()):
                 if rules is None:
-                    rules = ctx.state.get_value(_k("rules", payer, _version_key(version["version"]))) or {}
+                    rules = ctx.state.peek_value(_k("rules", payer, _version_key(version["version"]))) or {}
                 together = sorted(set(first_claim).intersection(rules.get(name, ())))
                 if len(together) >= 2 and name not in reported:
                     reported.add(name)
@@ -445,9 +448,20 @@ def _check_day(ctx: TxContext, claim_id: str, payer: str, patient: str, provider
                               schedule_version=version["version"])
 
 
+def _require_payer(ctx: TxContext, payer: str) -> None:
+    """A claim is addressed to an active insurer: one nobody could adjudicate would sit unanswered."""
+    org = active_org(ctx.state, payer, ctx.block.height)
+    if org is None:
+        raise Rejected("unknown_payer", f"payer {payer!r} is not a registered, active organisation")
+    if org["kind"] not in PAYER_KINDS:
+        raise Rejected("unknown_payer", f"payer {payer!r} is a {org['kind']}, not an "
+                                        f"{' or '.join(PAYER_KINDS)}")
+
+
 def _claim_submit(ctx: TxContext, payload: dict[str, Any]) -> None:
     member = require_role(ctx, PROVIDER_ROLE, org_kinds=PROVIDER_KINDS)
     provider, payer, patient, currency = member["org"], payload["payer"], payload["patient"], payload["currency"]
+    _require_payer(ctx, payer)
     items = payload["items"]
     sequences = [item["sequence"] for item in items]
     if len(set(sequences)) != len(sequences):
@@ -474,7 +488,7 @@ def _claim_submit(ctx: TxContext, payload: dict[str, Any]) -> None:
         "payer": payer, "patient": patient, "encounter": payload.get("encounter"), "currency": currency,
         "diagnoses": payload["diagnoses"], "items": lines, "total": total, "allowed": None, "paid": 0,
         "flags": flags.found, "excess_over_schedule": excess, "height": ctx.block.height, "date": today,
-        "disputes": [], "history": [{"action": "submitted", "by": member["id"], "height": ctx.block.height}],
+        "disputes": [], "history": [{"by": member["id"], "action": "submitted", "height": ctx.block.height}],
     }
     _save_claim(ctx.state, claim)
     ctx.state.put(_k("patient", patient, claim_id), b"")
@@ -484,8 +498,8 @@ def _claim_submit(ctx: TxContext, payload: dict[str, Any]) -> None:
         for name in {f["flag"] for f in flags.found}:
             changes["flag:" + name] = 1
     _bump_totals(ctx.state, claim, **changes)
-    ctx.emit("billing.claim_submitted", claim=claim_id, total=total, currency=currency,
-             flags=sorted({f["flag"] for f in flags.found}))
+    ctx.emit("billing.claim_submitted", claim=claim_id, flags=sorted({f["flag"] for f in flags.found}), total=total,
+             currency=currency)
 
 
 # --- adjudication, payment, disputes ----------------------------------------------------------------------------
@@ -690,8 +704,9 @@ def _q_report(state: StateReader, params: dict[str, Any], height: int) -> Any:
         prefix = _k("totals", side) + b"/"
         for key, raw in state.scan(prefix):
             org, currency = key[len(prefix):].decode().split("/")
-            packed = cbor2.loads(raw)
-            totals = {"org": org, "currency": currency, **dict(zip(TOTALS_LAYOUT, packed)), "flags": packed[-1]}
+            counters = cbor2.loads(raw)
+            totals = {"org": org, "currency": currency, **{name: counters.get(name, 0) for name in TOTALS_FIELDS},
+                      "flags": {name[5:]: n for name, n in counters.items() if name.startswith("flag:")}}
             sides[side].append(totals)
             if side == "provider":
                 for name, count in totals["flags"].items():
@@ -722,7 +737,7 @@ APP = App(
                _schedule_entries, "More codes for a published version (each code's maximum is written once)."),
         TxType("billing.encounter_anchor",
                Record({"patient": PATIENT_ID, "encounter": Bytes(size=32), "date": DATE}),
-               _encounter_anchor, "A provider's billing_clerk anchors an encounter (a hash; no PHI)."),
+               _encounter_anchor, "A provider's billing_clerk or clinician anchors an encounter (a hash; no PHI)."),
         TxType("billing.claim_submit",
                Record({"patient": PATIENT_ID, "payer": ORG_ID, "encounter": Optional(Bytes(size=32)),
                        "currency": CURRENCY,

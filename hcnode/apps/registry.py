@@ -44,7 +44,7 @@ from hcnode.chain.app import App, Query, TxContext, TxType
 from hcnode.chain.errors import Rejected
 from hcnode.chain.genesis import Genesis
 from hcnode.chain.schema import Bytes, Int, ListOf, OneOf, Optional, Record, Text
-from hcnode.chain.state import Overlay, StateReader, read_value
+from hcnode.chain.state import Overlay, StateReader, peek_value, read_value
 
 __all__ = [
     "APP",
@@ -115,8 +115,13 @@ def rotation_proof(new_key: crypto.PrivateKey, chain_id: str, old_key: bytes) ->
 
 
 def identity_of(state: StateReader | Overlay, key: bytes, height: int) -> dict[str, Any] | None:
-    """The key's active identity record (member or patient) at ``height``, or None."""
-    key_record = read_value(state, _k("key", key))
+    """The key's active identity record (member or patient) at ``height``, or None.
+
+    Read with ``peek_value``, like the member and organisation records below: every transaction
+    reads its sender's, so within a block the record is decoded once and shared; callers only
+    inspect what these functions return (``require_role``'s member record included).
+    """
+    key_record = peek_value(state, _k("key", key))
     if not _active(key_record, height):
         return None
     return key_record  # type: ignore[no-any-return]
@@ -132,10 +137,10 @@ def member_org(state: StateReader | Overlay, key: bytes, height: int) -> dict[st
     key_record = identity_of(state, key, height)
     if key_record is None or key_record["kind"] != "member":
         return None
-    member = read_value(state, _k("member", key_record["identity"]))
+    member = peek_value(state, _k("member", key_record["identity"]))
     if not _active(member, height):
         return None
-    org = read_value(state, _k("org", member["org"]))
+    org = peek_value(state, _k("org", member["org"]))
     if not _active(org, height):
         return None
     return {"member": member["id"], "org": org["id"], "kind": org["kind"], "roles": member["roles"]}
@@ -143,7 +148,7 @@ def member_org(state: StateReader | Overlay, key: bytes, height: int) -> dict[st
 
 def active_org(state: StateReader | Overlay, org_id: str, height: int) -> dict[str, Any] | None:
     """``{id, name, kind}`` of an active organisation, or None (unknown or suspended)."""
-    org = read_value(state, _k("org", org_id))
+    org = peek_value(state, _k("org", org_id))
     if not _active(org, height):
         return None
     return {"id": org["id"], "name": org["name"], "kind": org["kind"]}
@@ -151,7 +156,7 @@ def active_org(state: StateReader | Overlay, org_id: str, height: int) -> dict[s
 
 def is_validator(state: StateReader | Overlay, key: bytes, height: int) -> bool:
     """Is ``key`` an active validator at ``height``? (For checking block proposers.)"""
-    return _active(read_value(state, _k("validator", key)), height)
+    return _active(peek_value(state, _k("validator", key)), height)
 
 
 def require_identity(ctx: TxContext) -> dict[str, Any]:
@@ -163,33 +168,39 @@ def require_identity(ctx: TxContext) -> dict[str, Any]:
 
 def require_role(
     ctx: TxContext,
-    role: str,
+    role: str | tuple[str, ...],
     *,
     org: str | None = None,
     org_kinds: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """The sender's member record if it holds ``role`` (in ``org``, or an org of one of ``org_kinds``).
+    """The sender's member record if it holds ``role`` (or one of several roles) in ``org``, or in an
+    org of one of ``org_kinds``.
 
-    Otherwise the transaction is rejected with ``missing_role`` naming the role needed.
+    Otherwise the transaction is rejected with ``missing_role`` naming the role(s) needed. The record
+    is shared by the block's transactions (see ``identity_of``): read it, never change it.
     """
     height = ctx.block.height
-    where = f" in organisation {org!r}" if org else ""
-    if org_kinds:
-        where += f" in an organisation of kind {' or '.join(org_kinds)}"
-    needed = f"needs role {role!r}{where}"
+    roles = (role,) if isinstance(role, str) else role
+
+    def refuse(why: str) -> Rejected:  # the message is built only when refusing: this runs for every transaction
+        where = f" in organisation {org!r}" if org else ""
+        if org_kinds:
+            where += f" in an organisation of kind {' or '.join(org_kinds)}"
+        return Rejected("missing_role", f"needs role {' or '.join(map(repr, roles))}{where}; {why}")
+
     key_record = identity_of(ctx.state, ctx.sender, height)
     if key_record is None or key_record["kind"] != "member":
-        raise Rejected("missing_role", f"{needed}; the sender is not an active member")
-    member = read_value(ctx.state, _k("member", key_record["identity"]))
-    if not _active(member, height) or role not in member["roles"]:
-        raise Rejected("missing_role", f"{needed}; member {key_record['identity']} does not hold it")
+        raise refuse("the sender is not an active member")
+    member = peek_value(ctx.state, _k("member", key_record["identity"]))
+    if not _active(member, height) or not any(map(member["roles"].__contains__, roles)):
+        raise refuse(f"member {key_record['identity']} does not hold it")
     if org is not None and member["org"] != org:
-        raise Rejected("missing_role", f"{needed}; member {member['id']} belongs to {member['org']!r}")
-    org_record = read_value(ctx.state, _k("org", member["org"]))
+        raise refuse(f"member {member['id']} belongs to {member['org']!r}")
+    org_record = peek_value(ctx.state, _k("org", member["org"]))
     if not _active(org_record, height):
-        raise Rejected("missing_role", f"{needed}; organisation {member['org']!r} is suspended")
+        raise refuse(f"organisation {member['org']!r} is suspended")
     if org_kinds is not None and org_record["kind"] not in org_kinds:
-        raise Rejected("missing_role", f"{needed}; {member['org']!r} is a {org_record['kind']}")
+        raise refuse(f"{member['org']!r} is a {org_record['kind']}")
     return member  # type: ignore[no-any-return]
 
 

@@ -59,13 +59,16 @@ class TxContext:
         return self.tx.sender
 
     def emit(self, kind: str, **fields: Any) -> None:
+        """Record an event; a caller on a hot path passes ``fields`` in canonical key order (shorter
+        first, then bytewise, all after "kind") so the receipt takes the encoder's fast path."""
         self.events.append({"kind": kind, **fields})
 
     def flag(self, name: str, **details: Any) -> None:
         """Mark the receipt with a domain flag (e.g. ``duplicate_claim``); flags never reject."""
         if name not in self.flags:
             self.flags.append(name)
-        self.events.append({"kind": "flag", "flag": name, **details})
+        # "flag" before "kind": canonical key order, as ``emit`` explains
+        self.events.append({"flag": name, "kind": "flag", **details})
 
 
 Handler = Callable[[TxContext, dict[str, Any]], None]

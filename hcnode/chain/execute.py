@@ -111,6 +111,7 @@ def execute(
             events = ctx.events if code is None else [e for e in ctx.events if e["kind"] == "flag"]
         receipts.append(_receipt(tx_hash, info, index, code, message, flags, events))
     encoded = [codec.encode(r) for r in receipts]
+    block_state.fold_counts()
     writes = block_state.writes
     return Execution(
         writes=writes,

@@ -59,6 +59,7 @@ def genesis_block(genesis: Genesis, apps: AppSet) -> tuple[Block, dict[bytes, by
     for app in apps.apps:
         if app.genesis is not None:
             app.genesis(state, genesis)
+    state.fold_counts()
     document = codec.encode(genesis.to_value())
     header = BlockHeader(
         chain_id=genesis.chain_id,

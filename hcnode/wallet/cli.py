@@ -40,7 +40,7 @@ from typing import Any
 
 from hcnode import codec, crypto
 from hcnode.apps import default_apps
-from hcnode.apps.registry import patient_id, rotation_proof
+from hcnode.apps.registry import rotation_proof
 from hcnode.chain import AppSet, Rejected, build_tx
 from hcnode.chain.schema import Bool, Bytes, Int, ListOf, OneOf, Optional, Record, Spec
 from hcnode.wallet import reports
@@ -695,7 +695,16 @@ GROUP_HELP["trials"] = "trial status, withdrawal, dataset verification, and the 
 def _patient_of(ctx: Context, args: argparse.Namespace) -> str:
     if bool(args.patient) == bool(args.key):
         raise WalletError("give exactly one of --patient ID or --key NAME")
-    return args.patient or patient_id(ctx.public(args.key))
+    if args.patient:
+        return args.patient  # type: ignore[no-any-return]
+    # Asked of the chain, not derived from the key: a patient's id comes from their first key and
+    # stays when they rotate to a new one, so only the chain knows whose id a rotated key holds.
+    public = ctx.public(args.key)
+    try:
+        return ctx.call("registry.patient", key=public.hex())["id"]  # type: ignore[no-any-return]
+    except WalletError as exc:
+        raise WalletError(f"key {args.key!r} is not a registered patient's key on this chain "
+                          f"(hcwallet register-patient --key {args.key}); {exc}", exc.exit_code) from None
 
 
 def _csv_output(data: Any, tables: list[Any], choice: str | None) -> Output:

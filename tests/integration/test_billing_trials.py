@@ -96,6 +96,8 @@ def test_billing_and_trials_end_to_end_over_the_socket(hcw: Any, tmp_path: Any) 
     assert code == 0, err
     claims = json.loads(out)["claims"]
     assert len(claims) == 3
+    code, _, err = hcw("billing", "claims", "--key", "clerk")
+    assert code != 0 and "'clerk' is not a registered patient's key" in err
     duplicate = next(c["id"] for c in claims if any(f["flag"] == "duplicate_claim" for f in c["flags"]))
     code, out, err = hcw("billing", "dispute", duplicate, "--key", "pat", "--reason", "billed twice")
     assert code == 0, err
@@ -136,3 +138,9 @@ def test_billing_and_trials_end_to_end_over_the_socket(hcw: Any, tmp_path: Any) 
     code, out, err = hcw("--json", "trials", "show", "NCT90000002")
     shown = json.loads(out)
     assert shown["status"] == "overdue" and shown["withdrawn"] == 1 and "month_only_date" in shown["labels"]
+
+    # after a key rotation the patient's id is no longer derivable from the key: the wallet asks the chain
+    assert hcw("rotate", "--key", "pat", "--new", "pat-2")[0] == 0
+    code, out, err = hcw("--json", "billing", "claims", "--key", "pat-2")
+    assert code == 0, err
+    assert {c["id"] for c in json.loads(out)["claims"]} == {c["id"] for c in claims}

@@ -28,6 +28,7 @@ class Billing:
         self.clerk, self.clinic_clerk = key(10), key(11)
         self.adjuster, self.other_adjuster, self.scheduler = key(12), key(13), key(14)
         self.pharma_clerk = key(15)
+        self.clinician, self.pharma_clinician = key(16), key(17)
         self.patient, self.other_patient = key(20), key(21)
         for org, name, who, roles in (
             ("st-mary", "clerk", self.clerk, ["billing_clerk"]),
@@ -36,6 +37,8 @@ class Billing:
             ("other-health", "adjuster", self.other_adjuster, ["claims_adjuster"]),
             ("acme-health", "scheduler", self.scheduler, ["fee_schedule_manager"]),
             ("acme-pharma", "clerk", self.pharma_clerk, ["billing_clerk"]),
+            ("st-mary", "dr-ng", self.clinician, ["clinician"]),
+            ("acme-pharma", "dr-x", self.pharma_clinician, ["clinician"]),
         ):
             self.ok(self.chain.org_admins[org], "registry.member_add",
                     {"org": org, "name": name, "key": who.public, "roles": roles})
@@ -269,6 +272,28 @@ def test_only_a_provider_billing_clerk_submits_and_anchors(b: Billing) -> None:
     b.rejected(b.pharma_clerk, "billing.claim_submit", payload, "missing_role", "manufacturer")
     b.rejected(b.patient, "billing.encounter_anchor", {"patient": b.pid, "encounter": enc("x"), "date": DOS},
                "missing_role", "billing_clerk")
+
+
+def test_a_providers_clinician_anchors_encounters_but_does_not_bill(b: Billing) -> None:
+    b.ok(b.clinician, "billing.encounter_anchor", {"patient": b.pid, "encounter": enc("visit-dr"), "date": DOS})
+    assert b.chain.query("billing.encounter", provider="st-mary", encounter=enc("visit-dr"))["by"] == "st-mary/dr-ng"
+    # the clerk's claim finds the clinician's encounter: no flag for it
+    assert "no_anchored_encounter" not in b.claim(("99213", 1, 100, DOS), encounter="visit-dr")["flags"]
+    b.rejected(b.clinician, "billing.claim_submit", b.claim_payload(("99213", 1, 100, DOS)), "missing_role",
+               "billing_clerk")
+    b.rejected(b.pharma_clinician, "billing.encounter_anchor",
+               {"patient": b.pid, "encounter": enc("x"), "date": DOS}, "missing_role", "manufacturer")
+    message = b.rejected(b.adjuster, "billing.encounter_anchor",
+                         {"patient": b.pid, "encounter": enc("x"), "date": DOS}, "missing_role")
+    assert "'billing_clerk' or 'clinician'" in message
+
+
+def test_a_claim_is_addressed_to_an_active_insurer(b: Billing) -> None:
+    b.rejected(b.clerk, "billing.claim_submit", b.claim_payload(("99213", 1, 100, DOS), payer="no-such-org"),
+               "unknown_payer", "'no-such-org' is not a registered, active organisation")
+    b.rejected(b.clerk, "billing.claim_submit", b.claim_payload(("99213", 1, 100, DOS), payer="city-clinic"),
+               "unknown_payer", "'city-clinic' is a clinic, not an insurer")
+    b.ok(b.clerk, "billing.claim_submit", b.claim_payload(("99213", 1, 100, DOS), payer="acme-health"))
 
 
 def test_only_the_claims_payer_adjudicates_and_pays(b: Billing) -> None:

@@ -458,3 +458,23 @@ def test_encode_sorts_maps_given_in_any_key_order(value: Any) -> None:
 
     assert codec.encode(value) == cbor2.dumps(value, canonical=True)
     assert codec.decode(codec.encode(value)) == value
+
+
+@pytest.mark.parametrize("length", [0, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32])
+def test_head_is_the_prefix_of_the_canonical_encoding(length: int) -> None:
+    assert codec.head(codec.MAJOR_BYTES, length) == _head(2, length)
+    assert codec.head(codec.MAJOR_ARRAY, length) == _head(4, length)
+    if length <= 65536:
+        assert codec.encode(bytes(length)).startswith(codec.head(codec.MAJOR_BYTES, length))
+        assert codec.encode([0] * length).startswith(codec.head(codec.MAJOR_ARRAY, length))
+
+
+def test_map_shapes_seen_before_are_judged_the_same_and_non_text_keys_always_refused() -> None:
+    for _ in range(2):  # the second time each key list is a known shape
+        assert codec.encode({"b": 1, "aa": 2}) == codec.encode({"aa": 2, "b": 1}) == ref_encode({"b": 1, "aa": 2})
+        assert codec.encode({"é": 1, "z": 2}) == ref_encode({"é": 1, "z": 2})  # non-ASCII: cbor2 sorts it
+        with pytest.raises(CodecError, match="not text"):
+            codec.encode({"a": 1, 2: 3})
+    for n in range(codec._KEY_ORDER_MAX + 10):  # more shapes than the table holds: it starts over
+        assert codec.encode({f"k{n}": n, "a": 0}) == ref_encode({f"k{n}": n, "a": 0})
+    assert len(codec._KEY_ORDER) <= codec._KEY_ORDER_MAX

@@ -16,7 +16,7 @@ from hcnode.chain import (
 from hcnode.chain import merkle
 from hcnode.chain.execute import nonce_key
 from hcnode.chain.schema import Int, Record, Text
-from hcnode.chain.state import ZERO_ROOT, next_state_root
+from hcnode.chain.state import ZERO_ROOT, BlockReadCache, next_state_root, peek_value
 from tests.unit.chainkit import CHAIN_ID, LocalChain, key
 
 ALICE, BOB = key(11), key(12)
@@ -264,6 +264,19 @@ def test_state_root_is_independent_of_write_order_but_not_of_values() -> None:
     assert a != next_state_root(ZERO_ROOT, {b"x": b"1"})
 
 
+def test_streamed_state_root_is_the_hash_of_the_documented_encoding() -> None:
+    # Sizes around the CBOR length boundaries (23/24, 255/256, 65535/65536) for keys, values and the list.
+    writes: dict[bytes, bytes | None] = {}
+    for n, size in enumerate((0, 1, 23, 24, 255, 256, 1000, 65535, 65536)):
+        writes[b"k" * (n + 1)] = bytes(size)
+        writes[b"gone/" + b"%d" % n] = None
+    writes.update({b"many/%05d" % i: b"%d" % i for i in range(300)})
+    prev = b"\x07" * 32
+    documented = codec.hash_value(["hcnode-state/1", prev, [[k, writes[k]] for k in sorted(writes)]])
+    assert next_state_root(prev, writes) == documented
+    assert next_state_root(prev, {}) == codec.hash_value(["hcnode-state/1", prev, []])
+
+
 def test_pre_verified_transactions_give_the_same_result() -> None:
     raws = [tx(ALICE, "t.put", 0, k="a", v=1), tx(BOB, "t.fail", 0, k="b", v=1), tx(ALICE, "t.put", 5, k="c", v=1)]
     verified = {t.hash: t for t in (decode_tx(r, chain_id=CHAIN_ID, max_bytes=1 << 16, payload_spec=APPS.payload_spec)
@@ -353,6 +366,102 @@ def test_overlay_layers_writes_and_merges_children_only_on_request() -> None:
     child.merge_into(block)
     assert block.writes == {b"a": b"10", b"b": None, b"c": b"3"}
     assert base.data == {b"a": b"1", b"b": b"2"}
+
+
+def test_counters_of_several_transactions_add_up_and_are_written_once_folded() -> None:
+    base = MemoryState()
+    base.commit({b"t": codec.encode({"claims": 5, "flag:x": 1})})
+    block = Overlay(base)
+    for deltas in ({"claims": 1, "billed": 100}, {"claims": 1, "flag:x": 2}):
+        tx_state = block.child()
+        tx_state.add_counts(b"t", deltas)
+        tx_state.merge_into(block)
+    rejected = block.child()
+    rejected.add_counts(b"t", {"claims": 1000})  # never merged: leaves no trace
+    assert block.writes == {}  # nothing encoded per transaction
+    block.fold_counts()
+    assert block.writes == {b"t": codec.encode({"billed": 100, "claims": 7, "flag:x": 3})}
+    assert block.counts == {}
+
+
+def test_a_counted_key_reads_as_its_sum_and_a_write_replaces_pending_deltas() -> None:
+    block = Overlay(MemoryState())
+    block.add_counts(b"t", {"n": 2})
+    child = block.child()
+    child.add_counts(b"t", {"n": 3})
+    assert child.get_value(b"t") == {"n": 5}  # a read folds both layers
+    child.add_counts(b"t", {"n": 1})  # on a value this layer now holds: changed in place
+    assert child.get_value(b"t") == {"n": 6}
+    child.merge_into(block)
+    assert block.get_value(b"t") == {"n": 6}
+    block.add_counts(b"u", {"n": 4})
+    replacing = block.child()
+    replacing.put_value(b"u", {"n": 0})
+    replacing.add_counts(b"u", {"n": 1})
+    replacing.merge_into(block)
+    block.fold_counts()
+    assert block.get_value(b"u") == {"n": 1}
+    block.delete(b"t")
+    block.add_counts(b"t", {"n": 1})
+    assert block.get_value(b"t") == {"n": 1}
+
+
+OPS = st.lists(st.tuples(st.sampled_from(["add", "put", "delete", "read", "commit_tx", "drop_tx"]),
+                         st.sampled_from([b"a", b"b"]), st.integers(-3, 3)), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(OPS)
+def test_counters_agree_with_reading_changing_and_writing_the_value_each_time(ops: list[tuple[str, bytes, int]]) -> None:
+    """The reference: every add decodes the map, adds and re-encodes; transactions commit or roll back."""
+    base = MemoryState()
+    base.commit({b"a": codec.encode({"n": 10})})
+    block = Overlay(base)
+    tx_state = block.child()
+    model: dict[bytes, dict[str, int] | None] = {b"a": {"n": 10}, b"b": None}
+    tx_model = dict(model)
+    for op, state_key, n in ops:
+        if op == "add":
+            tx_state.add_counts(state_key, {"n": n, "m": 1})
+            current = dict(tx_model[state_key] or {})
+            current["n"] = current.get("n", 0) + n
+            current["m"] = current.get("m", 0) + 1
+            tx_model[state_key] = current
+        elif op == "put":
+            tx_state.put_value(state_key, {"n": n})
+            tx_model[state_key] = {"n": n}
+        elif op == "delete":
+            tx_state.delete(state_key)
+            tx_model[state_key] = None
+        elif op == "read":
+            assert tx_state.get_value(state_key) == tx_model[state_key]
+        elif op == "commit_tx":
+            tx_state.merge_into(block)
+            tx_state, model = block.child(), dict(tx_model)
+        else:
+            tx_state, tx_model = block.child(), dict(model)
+    block.fold_counts()
+    for state_key in (b"a", b"b"):
+        assert block.get_value(state_key) == model[state_key]
+        assert state_key not in block.writes or block.writes[state_key] == (
+            None if model[state_key] is None else codec.encode(model[state_key]))
+
+
+def test_peeked_committed_values_are_decoded_once_per_block_and_writes_are_never_hidden() -> None:
+    base = MemoryState()
+    base.commit({b"member": codec.encode({"roles": ["clerk"]}), b"t": codec.encode({"n": 1})})
+    block = Overlay(BlockReadCache(base))
+    first, second = block.child(), block.child()
+    assert first.peek_value(b"member") is second.peek_value(b"member") == {"roles": ["clerk"]}
+    assert first.get_value(b"member") is not first.peek_value(b"member")  # get_value: a fresh copy to change
+    assert first.peek_value(b"absent") is None
+    first.put_value(b"member", {"roles": []})  # this block's own write wins over the shared decode
+    assert first.peek_value(b"member") == {"roles": []} and second.peek_value(b"member") == {"roles": ["clerk"]}
+    first.merge_into(block)
+    assert block.child().peek_value(b"member") == {"roles": []}
+    block.add_counts(b"t", {"n": 2})
+    assert block.child().peek_value(b"t") == {"n": 3}
+    assert peek_value(base, b"t") == {"n": 1}  # outside a block (queries): a plain decode
 
 
 def test_memory_state_scan_is_prefix_bounded_and_key_ordered() -> None:
