@@ -72,9 +72,10 @@ CATCH_UP_BOUND_TICKS = 3000
 a follower far behind under `max_entries_per_append=1, max_inflight=1` moves
 one entry per round trip."""
 
-MUTATIONS = ("none", "skip_hard_state", "commit_previous_terms")
-"""Deliberate bugs used to prove the checker can fail (see test_simulator.py).
+MUTATIONS = ("none", "skip_hard_state", "send_before_persist", "commit_previous_terms")
+"""Deliberate bugs used to prove the checker can fail (see test_mutations.py).
 `skip_hard_state`: the disk never stores term/vote/commit.
+`send_before_persist`: every message, votes and acknowledgements too, leaves before the fsync.
 `commit_previous_terms`: the leader commits any entry a quorum holds,
 ignoring the current-term rule of Raft §5.4.2 (Figure 8)."""
 
