@@ -22,8 +22,9 @@
 # Invariants (checked after every step; each check runs on the events that
 # could break it, so the cost stays linear in the schedule):
 # - election safety: at most one leader per term (all nodes, every step);
-# - leader completeness: every leader holds every entry applied anywhere from
-#   an earlier term (when it becomes leader, and on every new commit);
+# - leader completeness: every leader holds every entry applied anywhere that
+#   was committed in an earlier term than its own (when it becomes leader, and
+#   on every new commit); a stale leader of an older term need not;
 # - log matching: an (index, term) pair names the same data and follows the
 #   same previous term on every disk (on every persisted entry);
 # - state machine safety: no two nodes apply different entries at an index,
@@ -232,6 +233,9 @@ class Simulator:
         # Checker state.
         self.leader_of_term: dict[int, str] = {}
         self.applied_everywhere: dict[int, Entry] = {}  # index -> the entry applied there (by anyone)
+        # index -> the first applier's term then: at least the term in which the entry was committed
+        # (an applier has seen the committing leader's term), which is what leader completeness is about.
+        self.commit_term: dict[int, int] = {}
         self.persisted_entries: dict[tuple[int, int], tuple[bytes, int]] = {}  # (index, term) -> (data, prev term)
         self.healed = False
         self.post_heal_proposals: set[bytes] = set()
@@ -533,7 +537,9 @@ class Simulator:
             )
         known = self.applied_everywhere.get(entry.index)
         if known is None:
+            assert sim_node.raw is not None
             self.applied_everywhere[entry.index] = entry
+            self.commit_term[entry.index] = sim_node.raw._raft.term
             self._check_new_commit_in_leaders(entry)
         elif (known.term, known.data, known.type) != (entry.term, entry.data, entry.type):
             raise InvariantViolation(
@@ -572,6 +578,8 @@ class Simulator:
         first = log.first_index()
         for index in sorted(self.applied_everywhere):
             entry = self.applied_everywhere[index]
+            if self.commit_term[index] >= raw._raft.term:
+                continue  # committed in this leader's term or later: a stale leader need not hold it
             if index >= first and log.term(index) != entry.term:
                 raise InvariantViolation(
                     f"leader completeness: leader {node_id} of term {raw._raft.term} lacks committed "
@@ -581,7 +589,9 @@ class Simulator:
     def _check_new_commit_in_leaders(self, entry: Entry) -> None:
         for node_id in self.ids:
             raw = self.nodes[node_id].raw
-            if raw is None or raw._raft.role is not Role.LEADER or raw._raft.term <= entry.term:
+            # Only leaders of terms after the commit must hold it: a leader cut off in an older
+            # term (but newer than the entry) may still lead, with a log that lost the entry.
+            if raw is None or raw._raft.role is not Role.LEADER or raw._raft.term <= self.commit_term[entry.index]:
                 continue
             log = raw._raft.log
             if entry.index >= log.first_index() and log.term(entry.index) != entry.term:
