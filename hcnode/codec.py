@@ -20,8 +20,8 @@ value, within the size, depth and item limits. Anything else raises
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import cbor2
@@ -137,16 +137,16 @@ def _keys_in_canonical_order(value: dict[Any, Any]) -> bool:
     return ordered
 
 
+def _tag_refuser(number: int) -> Callable[..., Any]:
+    def refuse(*_: Any) -> Any:
+        raise CodecError(f"CBOR tag {number} is not allowed")
+    return refuse
+
+
 def _reject_tag(*args: Any) -> Any:
     # cbor2 5 calls tag_hook(decoder, tag), cbor2 6 tag_hook(tag, immutable)
     tag = next(a for a in args if isinstance(a, cbor2.CBORTag))
-    raise CodecError(f"CBOR tag {tag.tag} is not allowed")
-
-
-def _tag_refuser(number: int) -> Callable[..., Any]:
-    def refuse(decoder: Any, *_: Any) -> Any:
-        raise CodecError(f"CBOR tag {number} is not allowed")
-    return refuse
+    _tag_refuser(tag.tag)()
 
 
 # cbor2 decodes these tags itself (datetimes, bignums, decimals, shared references, rationals,
@@ -176,13 +176,11 @@ def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
         )
     except CodecError:
         raise
-    except cbor2.CBORDecodeError as exc:
-        if isinstance(exc.__cause__, CodecError):  # our refusal, wrapped by cbor2
-            raise exc.__cause__ from None
-        raise CodecError(_describe_cbor2_error(exc)) from None
     except RecursionError:
         raise CodecError(f"nesting deeper than {limits.max_depth}") from None
     except Exception as exc:  # cbor2 raises several types; translate all at this boundary
+        if isinstance(exc.__cause__, CodecError):  # our tag refusal, wrapped by cbor2
+            raise exc.__cause__ from None
         raise CodecError(_describe_cbor2_error(exc)) from None
     _check_value(value, limits)
     if cbor2.dumps(value, canonical=True) != data:

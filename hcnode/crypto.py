@@ -41,15 +41,6 @@ def _domain_prefix(chain_id: str, purpose: str) -> bytes:
     return b"\x84" + codec.encode(SIGNATURE_DOMAIN) + codec.encode(chain_id) + codec.encode(purpose)
 
 
-def _bstr_header(length: int) -> bytes:
-    if length < 24:
-        return bytes([0x40 | length])
-    for marker, size in ((0x58, 1), (0x59, 2), (0x5A, 4), (0x5B, 8)):
-        if length < 1 << (8 * size):
-            return bytes([marker]) + length.to_bytes(size, "big")
-    raise CryptoError("message too long")
-
-
 def signing_digest(chain_id: str, purpose: str, message: bytes) -> bytes:
     """SHA-256 of encode([SIGNATURE_DOMAIN, chain_id, purpose, message]), hashed in pieces.
 
@@ -57,7 +48,7 @@ def signing_digest(chain_id: str, purpose: str, message: bytes) -> bytes:
     encoding the array, without copying the message into a new encoding.
     """
     digest = hashlib.sha256(_domain_prefix(chain_id, purpose))
-    digest.update(_bstr_header(len(message)))
+    digest.update(codec.head(codec.MAJOR_BYTES, len(message)))
     digest.update(message)
     return digest.digest()
 

@@ -72,16 +72,20 @@ class Ready:
     """Whether persisting this Ready leaves term and vote as they were on disk."""
 
     @property
+    def _may_send_early(self) -> bool:
+        return self.keeps_term_and_vote and self.restore is None
+
+    @property
     def early_messages(self) -> tuple[Message, ...]:
         """Appends, heartbeats and heartbeat replies, when this Ready changes neither term nor vote nor restores."""
-        if not self.keeps_term_and_vote or self.restore is not None:
+        if not self._may_send_early:
             return ()
         return tuple(m for m in self.messages if m.type in _NO_PROMISE)
 
     @property
     def late_messages(self) -> tuple[Message, ...]:
         """Everything else: responses and votes are promises, sent only once the Ready is durable."""
-        if not self.keeps_term_and_vote or self.restore is not None:
+        if not self._may_send_early:
             return self.messages
         return tuple(m for m in self.messages if m.type not in _NO_PROMISE)
 
