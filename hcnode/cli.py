@@ -24,6 +24,7 @@ __all__ = ["main"]
 
 def _run(config_path: str) -> int:
     from hcnode.node.daemon import run_node
+    from hcnode.node.runtime import tune_gc
     from hcnode.node.store import StorageError
     from hcnode.wallet.keystore import KeystoreError
 
@@ -34,6 +35,7 @@ def _run(config_path: str) -> int:
         return 2
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_gc()
     try:
         trio.run(run_node, config)
     except (ConfigError, StorageError, KeystoreError) as exc:

@@ -31,9 +31,11 @@ _worker_state: dict[str, object] = {}
 
 def _init_worker(chain_id: str, max_tx_bytes: int, parent: int) -> None:
     from hcnode.apps import default_apps
+    from hcnode.node.runtime import tune_gc
 
     _worker_state.update(chain_id=chain_id, max_tx_bytes=max_tx_bytes, apps=default_apps())
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    tune_gc()
 
 
 def _exit_with_parent(parent: int) -> None:
