@@ -15,6 +15,7 @@ one valid encoding and so exactly one hash.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,11 @@ def build_tx(key: crypto.PrivateKey, chain_id: str, tx_type: str, nonce: int, pa
     return codec.encode([TX_VERSION, chain_id, tx_type, key.public, nonce, payload, signature])
 
 
+@functools.lru_cache(maxsize=8)
+def _limits(max_bytes: int) -> codec.DecodeLimits:
+    return codec.DecodeLimits(max_bytes=max_bytes, max_depth=12, max_items=max_bytes)
+
+
 def decode_tx(
     raw: bytes,
     *,
@@ -68,7 +74,7 @@ def decode_tx(
     if len(raw) > max_bytes:
         raise Rejected("too_large", f"transaction is {len(raw)} bytes, limit {max_bytes}")
     try:
-        value = codec.decode(raw, codec.DecodeLimits(max_bytes=max_bytes, max_depth=12, max_items=max_bytes))
+        value = codec.decode(raw, _limits(max_bytes))
     except codec.CodecError as exc:
         raise Rejected("bad_encoding", str(exc)) from None
     if type(value) is not list or len(value) != 7:
