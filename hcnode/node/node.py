@@ -84,6 +84,7 @@ class Node:
         self._pending_state: Overlay | None = None  # their writes, in order, over the store
         self._pending_txs: set[bytes] = set()
         self._pending_bytes = 0
+        self._commits = 0  # counts block writes begun and ended: tells _admit whether a lookup is current
         self.verifier = verifier if verifier is not None else Verifier(self.chain_id, config.limits.max_tx_bytes, 0)
         self.started_ms = int(time.time() * 1000)
         self.relay: Callable[[bytes, bytes], None] | None = None
@@ -134,9 +135,11 @@ class Node:
         this thread goes on executing blocks; admission itself stays here.
         """
         checked: list[Tx | Rejected | None] = [None] * len(raws)
+        unknown_at: int | None = None
         if self.verifier.pool is not None and len(raws) >= 64:
             # On a testnet most gossiped transactions are already here (in the mempool, or committed by a
             # block that overtook the gossip): verify only the new ones; _admit answers for the rest.
+            unknown_at = self._commits
             fresh = [i for i, raw in enumerate(raws) if not self._known(hashlib.sha256(raw).digest())]
             if len(fresh) >= 64:
                 for i, verdict in zip(fresh, await self.verifier.check([raws[i] for i in fresh])):
@@ -146,7 +149,9 @@ class Node:
             try:
                 if isinstance(tx, Rejected):
                     raise tx
-                results.append(self._admit(raw, tx, relay))
+                # A transaction found in no block before the await is still in none if no block
+                # committed meanwhile: its store lookup (a LevelDB miss, every time) need not be repeated.
+                results.append(self._admit(raw, tx, relay, unknown_at if tx is not None else None))
             except Rejected as exc:
                 results.append(exc)
         return results
@@ -155,16 +160,21 @@ class Node:
         return decode_tx(raw, chain_id=self.chain_id, max_bytes=self.config.limits.max_tx_bytes,
                          payload_spec=self.apps.payload_spec)
 
-    def _admit(self, raw: bytes, tx: Tx | None, relay: bool = True) -> tuple[bytes, str]:
-        """Dedupe, decode unless already decoded, then the nonce and mempool checks."""
+    def _admit(self, raw: bytes, tx: Tx | None, relay: bool = True,
+               unknown_at: int | None = None) -> tuple[bytes, str]:
+        """Dedupe, decode unless already decoded, then the nonce and mempool checks.
+
+        ``unknown_at``: the commit count at which the caller found ``tx`` in no block.
+        """
         if self._halted:
             raise Rejected("halted", f"this node stopped applying blocks: {self._halted}")
         if len(raw) > self.config.limits.max_tx_bytes:
             raise Rejected("too_large", f"transaction is {len(raw)} bytes, limit {self.config.limits.max_tx_bytes}")
         tx_hash = tx.hash if tx is not None else hashlib.sha256(raw).digest()
-        known = self._known(tx_hash)
-        if known is not None:
-            return tx_hash, known
+        if tx_hash in self.mempool:
+            return tx_hash, "pending"
+        if unknown_at != self._commits and self.store.has_tx(tx_hash):
+            return tx_hash, "committed"
         if tx is None:
             tx = self._decode(raw)
         self.mempool.add(tx, read_nonce(self.store, tx.sender))
@@ -282,11 +292,13 @@ class Node:
     async def commit(self, block: Block, result: Any, extra: dict[bytes, bytes] | None = None) -> None:
         """Write the block durably, then drop its transactions from the mempool and wake waiters."""
         # plyvel blocks while it syncs; a worker thread keeps the RPC loop serving meanwhile.
+        self._commits += 1  # before and after: a lookup made while the write runs is not current either
         await trio.to_thread.run_sync(self.store.commit_block, block, result, None, extra)
         self._after_commit(block)
 
     def _after_commit(self, block: Block, in_trio: bool = True) -> None:
         self._head = block.header
+        self._commits += 1
         if self._pending and self._pending[0].block.hash == block.hash:
             done = self._pending.pop(0)
             self._pending_txs.difference_update(done.tx_hashes)
@@ -367,6 +379,7 @@ class Node:
     def apply_external(self, block: Block) -> None:
         """Apply a block made elsewhere (block sync, a Raft leader), checking every root it claims."""
         result = self._check_and_execute(block, self._head)
+        self._commits += 1
         self.store.commit_block(block, result)
         self._after_commit(block, in_trio=False)
 
