@@ -18,8 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cbor2
 
@@ -34,8 +33,9 @@ TX_PURPOSE = "tx"
 MAX_TYPE_LEN = 64
 
 
-@dataclass(frozen=True, slots=True)
-class Tx:
+class Tx(NamedTuple):
+    """A decoded, checked transaction (immutable; a tuple because every node builds one per transaction)."""
+
     version: int
     chain_id: str
     type: str
