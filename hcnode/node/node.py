@@ -294,9 +294,9 @@ class Node:
         # plyvel blocks while it syncs; a worker thread keeps the RPC loop serving meanwhile.
         self._commits += 1  # before and after: a lookup made while the write runs is not current either
         await trio.to_thread.run_sync(self.store.commit_block, block, result, None, extra)
-        self._after_commit(block)
+        self._after_commit(block, result.tx_hashes)
 
-    def _after_commit(self, block: Block, in_trio: bool = True) -> None:
+    def _after_commit(self, block: Block, tx_hashes: list[bytes], in_trio: bool = True) -> None:
         self._head = block.header
         self._commits += 1
         if self._pending and self._pending[0].block.hash == block.hash:
@@ -307,8 +307,8 @@ class Node:
                 self._pending_state = None  # its writes are all in the store now
         elif self._pending:
             self.discard_pending()  # another block took the height: ours were built on a head that no longer is
-        for raw in block.txs:
-            self.mempool.remove(hashlib.sha256(raw).digest())
+        for tx_hash in tx_hashes:
+            self.mempool.remove(tx_hash)
         if in_trio:
             # Keep the clock of the oldest wait rather than restarting it: under load the next block is cut
             # as soon as this one is committed, not a whole interval later (that idle gap halved throughput).
@@ -381,7 +381,7 @@ class Node:
         result = self._check_and_execute(block, self._head)
         self._commits += 1
         self.store.commit_block(block, result)
-        self._after_commit(block, in_trio=False)
+        self._after_commit(block, result.tx_hashes, in_trio=False)
 
     # --- reads -------------------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ from pathlib import Path
 import cbor2
 import plyvel
 
-from hcnode import codec
 from hcnode.chain.block import Block
 from hcnode.chain.execute import Execution
 
@@ -164,10 +163,10 @@ class Store:
                 # not yet due) is indexed only if the hash has no inclusion yet, so the read of the
                 # index happens for rejected transactions only, not once per applied one.
                 if outcome["status"] == "ok":
-                    put(b"t/" + tx_hash, codec.encode([height, index]))
+                    put(b"t/" + tx_hash, cbor2.dumps([height, index]))  # two ints: canonical as is
                     indexed.add(tx_hash)
                 elif tx_hash not in indexed and db_get(b"t/" + tx_hash) is None:
-                    put(b"t/" + tx_hash, codec.encode([height, index]))
+                    put(b"t/" + tx_hash, cbor2.dumps([height, index]))  # two ints: canonical as is
                     indexed.add(tx_hash)
             for key, value in execution.writes.items():
                 if value is None:
