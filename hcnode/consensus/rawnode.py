@@ -12,7 +12,8 @@
 #         send(rd.early_messages)                              # 0. may go out while persisting
 #         if rd.restore:    storage.restore(*rd.restore)      # 1. persist ...
 #         storage.append(rd.entries)                           #    ... entries
-#         if rd.hard_state: storage.set_hard_state(rd.hard_state)  # ... and hard state, durably (fsync)
+#         if rd.hard_state: storage.set_hard_state(rd.hard_state)  # ... and hard state, durably (fsync;
+#                                                              #     not needed if only commit moved: must_sync)
 #         send(rd.late_messages)                               # 2. only now send the rest
 #         apply(rd.committed_entries)                          # 3. apply, in order
 #         node.advance(rd)                                     # 4. acknowledge
@@ -91,8 +92,20 @@ class Ready:
 
     @property
     def must_persist(self) -> bool:
-        """Whether there is anything to write (and sync) before sending."""
+        """Whether there is anything to write before sending."""
         return bool(self.entries) or self.hard_state is not None or self.restore is not None
+
+    @property
+    def must_sync(self) -> bool:
+        """Whether that write must be synced (fsync) before sending: entries, a restore, a new term or vote.
+
+        A hard state that changes only the commit index may be written without a sync (etcd's
+        MustSync): a commit index lost to a crash promised nothing to anyone; the restarted node
+        learns it again from the leader, and never below what it applied (``Config.applied``,
+        which the state machine keeps durably). It spares a leader one fsync per commit.
+        """
+        return bool(self.entries) or self.restore is not None or (
+            self.hard_state is not None and not self.keeps_term_and_vote)
 
 
 @dataclass(frozen=True)

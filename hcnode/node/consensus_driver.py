@@ -252,7 +252,9 @@ class RaftDriver:
         # 0. appends and heartbeats (and their replies) go out while the entries are written (rawnode: safe)
         self._send_all(rd.early_messages)
         # 1. persist (synced) ...
-        if rd.must_persist:
+        if rd.must_persist and not rd.must_sync:
+            self.storage.persist(rd)  # only the commit index moved: no fsync, so no worker thread either
+        elif rd.must_persist:
             started = trio.current_time()
             await trio.to_thread.run_sync(self.storage.persist, rd)
             took = trio.current_time() - started

@@ -71,10 +71,10 @@ class LevelDBRaftStorage(MemoryStorage):
             self.set_hard_state(HardState(term, vote, commit))
 
     def persist(self, rd: Ready) -> None:
-        """Make the Ready's restore point, entries and hard state durable in one synced batch."""
+        """Write the Ready's restore point, entries and hard state in one batch, synced if ``rd.must_sync``."""
         if not rd.must_persist:
             return
-        with self._db.write_batch(transaction=True, sync=True) as batch:
+        with self._db.write_batch(transaction=True, sync=rd.must_sync) as batch:
             if rd.restore is not None:
                 for key in self._db.iterator(prefix=_ENTRY, include_value=False):
                     batch.delete(key)

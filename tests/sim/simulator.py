@@ -41,6 +41,7 @@ import random
 from dataclasses import dataclass, field
 
 from hcnode.consensus import (
+    HardState,
     Config,
     Entry,
     EntryType,
@@ -73,12 +74,14 @@ CATCH_UP_BOUND_TICKS = 3000
 a follower far behind under `max_entries_per_append=1, max_inflight=1` moves
 one entry per round trip."""
 
-MUTATIONS = ("none", "skip_hard_state", "send_before_persist", "commit_previous_terms")
+MUTATIONS = ("none", "skip_hard_state", "send_before_persist", "commit_previous_terms", "unsynced_votes")
 """Deliberate bugs used to prove the checker can fail (see test_mutations.py).
 `skip_hard_state`: the disk never stores term/vote/commit.
 `send_before_persist`: every message, votes and acknowledgements too, leaves before the fsync.
 `commit_previous_terms`: the leader commits any entry a quorum holds,
-ignoring the current-term rule of Raft §5.4.2 (Figure 8)."""
+ignoring the current-term rule of Raft §5.4.2 (Figure 8).
+`unsynced_votes`: a new term or vote is written without a sync, as only a commit index may be
+(``Ready.must_sync``), so a crash can forget a vote already given."""
 
 
 class InvariantViolation(Exception):
@@ -200,6 +203,7 @@ class SimNode:
     raw: RawNode | None = None
     applied: list[Entry] = field(default_factory=list)
     incarnation: int = 0
+    synced_hard_state: HardState | None = None  # what a crash leaves of the hard state (see _handle_ready)
 
 
 @dataclass(order=True)
@@ -263,8 +267,12 @@ class Simulator:
         sim_node.raw = RawNode(config, sim_node.storage)
 
     def _crash(self, node_id: str) -> None:
-        # The RawNode (memory) is gone; the storage (disk) and applied state remain.
-        self.nodes[node_id].raw = None
+        # The RawNode (memory) is gone; the storage (disk) and applied state remain, except a hard
+        # state written without a sync since the last synced one.
+        sim_node = self.nodes[node_id]
+        sim_node.raw = None
+        if sim_node.synced_hard_state is not None:
+            sim_node.storage.set_hard_state(sim_node.synced_hard_state)
 
     def up_ids(self) -> list[str]:
         return [node_id for node_id in self.ids if self.nodes[node_id].raw is not None]
@@ -501,6 +509,12 @@ class Simulator:
             self._check_log_matching(node_id, rd.entries)
         if rd.hard_state is not None and self.schedule.mutation != "skip_hard_state":
             sim_node.storage.set_hard_state(rd.hard_state)
+            # A write that need not be synced (only the commit index moved) is lost by a crash
+            # before a later synced write; a synced one makes it durable.
+            synced = rd.must_sync if self.schedule.mutation != "unsynced_votes" else (
+                bool(rd.entries) or rd.restore is not None)
+            if synced:
+                sim_node.synced_hard_state = rd.hard_state
         # 2. send the rest
         for message in late:
             self._send(message)

@@ -36,6 +36,17 @@ def test_simulator_catches_acknowledgements_sent_before_the_disk_write_within_10
     assert run_schedule(safety[0].seed, 3).ok  # the real rule (Ready.early_messages) passes the same schedule
 
 
+def test_simulator_catches_a_vote_written_without_a_sync_within_300_seeds() -> None:
+    """Only a hard state that moves nothing but the commit index may skip the fsync (Ready.must_sync);
+    a crash then restores the last synced hard state. Treating a new term or vote the same way lets a
+    restarted node vote twice in one term."""
+    results = run_many([(seed, 3) for seed in range(300)], mutation="unsynced_votes", workers=WORKERS)
+    safety = [r for r in results if not r.ok and "liveness" not in r.line()]
+    assert safety, "the simulator missed a vote that a crash could forget"
+    assert run_schedule(safety[0].seed, 3, "unsynced_votes") == safety[0]
+    assert run_schedule(safety[0].seed, 3).ok  # the real rule passes the same schedule
+
+
 def test_random_figure8_schedules_catch_committing_previous_term_entries_within_40_seeds() -> None:
     """No script: the figure8 profile's nemesis cuts leaders off right after they append and right after
     they commit, and random seeds reach Figure 8 on their own (an old-term entry counted onto a majority

@@ -132,6 +132,33 @@ def handle_rd(node: RawNode, storage: MemoryStorage, rd: Ready) -> None:
     node.advance(rd)
 
 
+def test_only_a_hard_state_that_moves_the_commit_index_alone_may_skip_the_sync() -> None:
+    leader, storage = elected_leader()
+    leader.propose(b"block-1")
+    rd = leader.ready()
+    assert rd.entries and rd.must_sync  # new entries: synced before acknowledging or counting them
+    handle_rd(leader, storage, rd)
+    [last] = rd.entries
+    for follower in ("2", "3"):
+        leader.step(Message(MessageType.APP_RESP, follower, "1", term=last.term, index=last.index))
+    rd = leader.ready()
+    assert [e.data for e in rd.committed_entries] == [b"block-1"]
+    assert rd.hard_state is not None and rd.hard_state.commit == last.index and rd.keeps_term_and_vote
+    assert rd.must_persist and not rd.must_sync  # only the commit index moved
+    handle_rd(leader, storage, rd)
+
+    # After a crash that lost that write, the restarted node commits (at least) what it applied.
+    storage.set_hard_state(HardState(rd.hard_state.term, rd.hard_state.vote, last.index - 1))
+    restarted, _ = new_node("1", storage=storage, applied=last.index)
+    assert restarted.status().commit == last.index
+
+    # A new term or vote is always synced.
+    follower, _ = new_node("3")
+    follower.step(Message(MessageType.VOTE, "1", "3", term=rd.hard_state.term + 1))
+    rd = follower.ready()
+    assert rd.hard_state is not None and not rd.entries and rd.must_sync
+
+
 def test_unpersisted_vote_is_forgotten_after_crash() -> None:
     follower, storage = new_node("3")
     follower.step(Message(MessageType.VOTE, "1", "3", term=1))
