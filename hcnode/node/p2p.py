@@ -102,6 +102,7 @@ RAFT_INBOUND_FRAMES = 4096
 SHUTDOWN_GRACE_S = 5.0
 GOSSIP_QUEUE_HIGH_WATER = 16  # of the library's 32-slot per-peer outbound RPC queue
 SYNC_MAX_WAIT_MS = 5000  # the longest a sync request may ask the server to wait for its first block
+SYNC_STREAMS_PER_PEER = 4  # an honest peer keeps one; each open stream may hold a waiting request and an answer
 GOSSIP_STALL_S = 0.5  # a queue that has not shrunk for this long belongs to a peer that stopped reading
 
 
@@ -263,6 +264,7 @@ class P2PService:
             params.gossip_inbound_batches)
         self._links: dict[bytes, _RaftLink] = {}
         self._sync_clients: dict[bytes, _SyncClient] = {}
+        self._sync_streams: dict[ID, int] = {}  # open /hcnode/sync/1 streams served, per peer
         self._dialing: set[ID] = set()
         self._nursery: trio.Nursery | None = None
         self._host: IHost | None = None
@@ -655,6 +657,20 @@ class P2PService:
 
     async def _on_sync_stream(self, stream: INetStream) -> None:
         peer_id = stream.muxed_conn.peer_id
+        if self._sync_streams.get(peer_id, 0) >= SYNC_STREAMS_PER_PEER:
+            log.warning("p2p: %s opened more than %d %s streams; resetting the new one", self._describe(peer_id),
+                        SYNC_STREAMS_PER_PEER, SYNC_PROTOCOL)
+            await _reset_quietly(stream)
+            return
+        self._sync_streams[peer_id] = self._sync_streams.get(peer_id, 0) + 1
+        try:
+            await self._serve_sync(stream, peer_id)
+        finally:
+            self._sync_streams[peer_id] -= 1
+            if not self._sync_streams[peer_id]:
+                del self._sync_streams[peer_id]
+
+    async def _serve_sync(self, stream: INetStream, peer_id: ID) -> None:
         reader = FrameReader(stream, self.params.max_frame_bytes, max_items=8)
         try:
             while True:

@@ -2,7 +2,7 @@
 
 Covers: connecting by bootstrap (2 and 3 hosts), peer id <-> validator key, Raft
 payloads both ways and in order, block sync, refusal of a non-validator's Raft
-stream, garbage and oversized frames resetting only that stream, gossip of tx
+stream, garbage and oversized frames resetting only that stream, at most 4 sync streams per peer, gossip of tx
 batches past the library's default rate limit, an undecodable gossipsub RPC (that peer is
 dropped, the node goes on), whole gossipsub RPCs under concurrent writers, and shutdown
 without leaked sockets.
@@ -21,11 +21,12 @@ from hcnode import codec
 from hcnode.node.framing import encode_frame
 from libp2p.abc import INetStream
 from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamError
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as GOSSIPSUB_V11
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils.varint import read_varint_prefixed_bytes_limited
 
-from hcnode.node.p2p import RAFT_PROTOCOL, SYNC_PROTOCOL, key_for_peer_id, peer_id_for_key
+from hcnode.node.p2p import RAFT_PROTOCOL, SYNC_PROTOCOL, PeerRequestError, key_for_peer_id, peer_id_for_key
 from tests.integration.p2pkit import cluster, keys, wait_until
 
 pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")
@@ -142,6 +143,43 @@ async def test_sync_answer_stops_before_the_frame_limit() -> None:
         await wait_until(lambda: a_key.public in b.connected_keys(), what="b connected to a")
         assert await b.fetch_blocks(a_key.public, 0, 10) == [big[0], big[1]]
         assert await b.fetch_blocks(a_key.public, 2, 10) == [big[2], big[3]]
+
+
+async def test_a_peer_may_hold_only_a_few_sync_streams_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    """Each served stream can hold a waiting request (up to 5 s) and an answer of up to a frame: a peer
+    opening streams without end must not tie up the server. The fifth is reset; closing one frees a place."""
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    waiting: list[int] = []
+
+    async def wait_for_block(height: int) -> None:
+        waiting.append(height)
+        await trio.sleep_forever()
+
+    async with cluster() as c:
+        a = await c.start(a_key, validators, blocks=dict(BLOCKS), wait_for_block=wait_for_block)
+        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
+        await wait_until(lambda: a_key.public in b.connected_keys(), what="connected")
+        request = encode_frame({"start": 99, "count": 1, "wait_ms": 5000}, 1 << 20)
+        streams = []
+        for _ in range(4):  # a misbehaving peer: four streams, each holding a waiting request
+            stream = await b._open_stream(a_key.public, SYNC_PROTOCOL)
+            await stream.write(request)
+            streams.append(stream)
+        await wait_until(lambda: len(waiting) == 4, what="four waiting requests")
+        with caplog.at_level(logging.WARNING, logger="hcnode"):
+            with trio.fail_after(10), pytest.raises((PeerRequestError, StreamError, ConnectionError)):  # reset: no answer
+                fifth = await b._open_stream(a_key.public, SYNC_PROTOCOL)
+                await fifth.write(request)
+                if not await fifth.read(1):
+                    raise ConnectionError("closed without an answer")
+        assert any("opened more than 4 /hcnode/sync/1 streams" in r.getMessage() for r in caplog.records)
+        assert len(waiting) == 4
+        await streams[0].reset()
+        await wait_until(lambda: sum(a._sync_streams.values()) == 3, what="the server to drop the closed stream")
+        assert await b.fetch_blocks(a_key.public, 0, 2) == [BLOCKS[0], BLOCKS[1]]  # a place is free again
+        for stream in streams[1:]:
+            await stream.reset()
 
 
 async def test_a_non_validators_raft_stream_is_refused_but_it_may_sync(caplog: pytest.LogCaptureFixture) -> None:
