@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import ChainMap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,26 @@ from hcnode.node.verifier import Verifier
 __all__ = ["Node", "PendingBlock"]
 
 log = logging.getLogger("hcnode.node")
+
+VERIFY_CHUNK = 256  # transactions per verifier call: ~13 ms of checks, the longest a block waits for one
+RECENTLY_COMMITTED = 50_000  # committed hashes remembered, at least
+
+
+class _RecentHashes:
+    """The last ``size`` (to ``2 * size``) hashes added: two generations of sets, the older one dropped whole."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.current: set[bytes] = set()
+        self.previous: set[bytes] = set()
+
+    def add(self, hashes: list[bytes]) -> None:
+        self.current.update(hashes)
+        if len(self.current) >= self.size:
+            self.previous, self.current = self.current, set()
+
+    def __contains__(self, tx_hash: bytes) -> bool:
+        return tx_hash in self.current or tx_hash in self.previous
 
 
 @dataclass
@@ -85,6 +106,14 @@ class Node:
         self._pending_txs: set[bytes] = set()
         self._pending_bytes = 0
         self._commits = 0  # counts block writes begun and ended: tells _admit whether a lookup is current
+        # Signature checks shared between gossip admission and applying blocks (see _verify_in_chunks).
+        self._verify_lock = trio.Lock()
+        self._verifying: set[bytes] = set()  # the chunk in the verifier process now
+        self._verified = trio.Event()  # set when that chunk's verdicts are in
+        self._checked_unadmitted: dict[bytes, Tx] = {}  # verified by a chunk, not yet admitted
+        self._applying: set[bytes] = set()  # claimed by a block being applied: it checks them itself
+        self._recently_committed = _RecentHashes(RECENTLY_COMMITTED)  # so late gossip of them is not checked
+        self._verified_txs = ChainMap(self.mempool.by_hash, self._checked_unadmitted)  # type: ignore[arg-type]
         self.verifier = verifier if verifier is not None else Verifier(self.chain_id, config.limits.max_tx_bytes, 0)
         self.started_ms = int(time.time() * 1000)
         self.relay: Callable[[bytes, bytes], None] | None = None
@@ -136,25 +165,63 @@ class Node:
         """
         checked: list[Tx | Rejected | None] = [None] * len(raws)
         unknown_at: int | None = None
-        if self.verifier.pool is not None and len(raws) >= 64:
-            # On a testnet most gossiped transactions are already here (in the mempool, or committed by a
-            # block that overtook the gossip): verify only the new ones; _admit answers for the rest.
-            unknown_at = self._commits
-            fresh = [i for i, raw in enumerate(raws) if not self._known(hashlib.sha256(raw).digest())]
-            if len(fresh) >= 64:
-                for i, verdict in zip(fresh, await self.verifier.check([raws[i] for i in fresh])):
-                    checked[i] = verdict
-        results: list[tuple[bytes, str] | Rejected] = []
-        for raw, tx in zip(raws, checked):
-            try:
-                if isinstance(tx, Rejected):
-                    raise tx
-                # A transaction found in no block before the await is still in none if no block
-                # committed meanwhile: its store lookup (a LevelDB miss, every time) need not be repeated.
-                results.append(self._admit(raw, tx, relay, unknown_at if tx is not None else None))
-            except Rejected as exc:
-                results.append(exc)
-        return results
+        hashes: list[bytes] = []
+        try:
+            if self.verifier.pool is not None and len(raws) >= 64:
+                # On a testnet most gossiped transactions are already here (in the mempool, or committed by a
+                # block that overtook the gossip): verify only the new ones; _admit answers for the rest.
+                unknown_at = self._commits
+                hashes = [hashlib.sha256(raw).digest() for raw in raws]
+                fresh = [i for i, tx_hash in enumerate(hashes) if not self._known(tx_hash)]
+                if len(fresh) >= 64:
+                    await self._verify_in_chunks(raws, hashes, fresh, checked)
+            results: list[tuple[bytes, str] | Rejected] = []
+            for i, (raw, tx) in enumerate(zip(raws, checked)):
+                try:
+                    if isinstance(tx, Rejected):
+                        raise tx
+                    if tx is None and hashes and hashes[i] in self._applying:
+                        results.append((hashes[i], "pending"))  # in the block being applied: checked there
+                        continue
+                    if tx is None and hashes and hashes[i] in self._recently_committed:
+                        results.append((hashes[i], "committed"))
+                        continue
+                    # A transaction found in no block before the await is still in none if no block
+                    # committed meanwhile: its store lookup (a LevelDB miss, every time) need not be repeated.
+                    results.append(self._admit(raw, tx, relay, unknown_at if tx is not None else None))
+                except Rejected as exc:
+                    results.append(exc)
+            return results
+        finally:
+            for tx_hash in hashes:
+                self._checked_unadmitted.pop(tx_hash, None)
+
+    async def _verify_in_chunks(self, raws: list[bytes], hashes: list[bytes], fresh: list[int],
+                                checked: list[Tx | Rejected | None]) -> None:
+        """Check ``fresh`` in the verifier process, a chunk at a time, each verdict visible at once.
+
+        A follower often receives a block before it has checked the gossip that carried the block's
+        transactions. ``apply_committed`` then waits for the chunk in the verifier rather than check
+        the same signatures again, and claims the rest (``_applying``) so that no chunk waiting here
+        checks them too: each signature is checked once per node, and a wait lasts one chunk at most.
+        """
+        for start in range(0, len(fresh), VERIFY_CHUNK):
+            async with self._verify_lock:
+                chunk = [i for i in fresh[start:start + VERIFY_CHUNK] if hashes[i] not in self._applying
+                         and hashes[i] not in self.mempool and hashes[i] not in self._recently_committed]
+                if not chunk:
+                    continue
+                self._verifying = {hashes[i] for i in chunk}
+                try:
+                    verdicts = await self.verifier.check([raws[i] for i in chunk])
+                    for i, verdict in zip(chunk, verdicts):
+                        checked[i] = verdict
+                        if not isinstance(verdict, Rejected):
+                            self._checked_unadmitted[hashes[i]] = verdict
+                finally:
+                    self._verifying = set()
+                    self._verified.set()
+                    self._verified = trio.Event()
 
     def _decode(self, raw: bytes) -> Tx:
         return decode_tx(raw, chain_id=self.chain_id, max_bytes=self.config.limits.max_tx_bytes,
@@ -309,6 +376,7 @@ class Node:
             self.discard_pending()  # another block took the height: ours were built on a head that no longer is
         for tx_hash in tx_hashes:
             self.mempool.remove(tx_hash)
+        self._recently_committed.add(tx_hashes)
         if in_trio:
             # Keep the clock of the oldest wait rather than restarting it: under load the next block is cut
             # as soon as this one is committed, not a whole interval later (that idle gap halved throughput).
@@ -347,26 +415,44 @@ class Node:
         header = block.header
         if header.height != head.height + 1 or header.prev_hash != head.hash:
             return "stale"
-        if self._pending and self._pending[0].block.hash == block.hash:
-            result = self._pending[0].result
-        else:
-            try:
-                result = await trio.to_thread.run_sync(self._check_and_execute, block, head)
-            except Rejected as exc:
-                log.warning("skipping committed block %d (%s) proposed by %s: %s", header.height,
-                            header.hash.hex()[:16], header.proposer.hex()[:16], exc.message)
-                return "bad_block"
-        await self.commit(block, result, extra)
+        claimed: list[bytes] = []
+        try:
+            if self._pending and self._pending[0].block.hash == block.hash:
+                result = self._pending[0].result
+            else:
+                claimed = await self._claim_unverified(block)
+                try:
+                    result = await trio.to_thread.run_sync(self._check_and_execute, block, head)
+                except Rejected as exc:
+                    log.warning("skipping committed block %d (%s) proposed by %s: %s", header.height,
+                                header.hash.hex()[:16], header.proposer.hex()[:16], exc.message)
+                    return "bad_block"
+            await self.commit(block, result, extra)
+        finally:
+            self._applying.difference_update(claimed)
         self._log_block(block, result)
         return "applied"
 
+    async def _claim_unverified(self, block: Block) -> list[bytes]:
+        """Before applying a block from elsewhere: wait for the verifier's chunk if it holds any of the
+        block's transactions, and claim the ones no check has reached (the block checks those itself)."""
+        verified = self._verified_txs
+        missing = [tx_hash for tx_hash in map(lambda raw: hashlib.sha256(raw).digest(), block.txs)
+                   if tx_hash not in verified]
+        claimed = [tx_hash for tx_hash in missing if tx_hash not in self._verifying]
+        self._applying.update(claimed)
+        if len(claimed) < len(missing):
+            await self._verified.wait()
+        return claimed
+
     def _check_and_execute(self, block: Block, head: BlockHeader) -> Execution:
         try:
-            # Transactions already admitted here (gossip or local clients) were verified then: reuse the
-            # decoded Tx (keyed by the hash of the same raw bytes) so each signature is checked once per node.
+            # Transactions already admitted here (gossip or local clients), or checked by the verifier and
+            # about to be, were verified then: reuse the decoded Tx (keyed by the hash of the same raw
+            # bytes) so each signature is checked once per node.
             return apply_block(self.store, self.apps, block, head,
                                lambda key: registry.is_validator(self.store, key, block.header.height),
-                               self.exec_limits, self.mempool.by_hash)
+                               self.exec_limits, self._verified_txs)
         except StateRootMismatch as exc:
             self._halted = str(exc)
             log.critical("STATE DIVERGED, not applying further blocks: %s", exc)

@@ -1,54 +1,121 @@
 """Admitting batches (gossip, tx.submit_batch) on a real store with a real verifier process.
 
-A batch is checked in the verifier process while blocks go on committing here; what
-a transaction's status is must not depend on which side of that wait its block landed.
+A follower often receives a block while it is still checking the gossip that carried the
+block's transactions. Each signature must still be checked once per node (the verifier
+process, or the block's own execution, never both), and a transaction's status must not
+depend on which side of the check its block landed.
 """
 
 from __future__ import annotations
 
+import importlib
+
+import pytest
+import trio
+
 from hcnode import crypto
 from hcnode.chain import Rejected, build_tx
-from hcnode.node.node import Node
+from hcnode.node.node import VERIFY_CHUNK, Node
 from hcnode.node.verifier import Verifier
 
 from .test_pipelining import make_nodes
 
+execute_module = importlib.import_module("hcnode.chain.execute")  # the module; hcnode.chain.execute is the function
 
-class _CommitsDuringCheck(Verifier):
-    """The real verifier; while it checks, the node commits a block (as a Raft apply would)."""
 
-    def __init__(self, node: Node, block: object) -> None:
+class _CountingVerifier(Verifier):
+    """The real verifier process; counts what it checks and says when a check is under way."""
+
+    def __init__(self, node: Node) -> None:
         super().__init__(node.chain_id, node.config.limits.max_tx_bytes, 1)
-        self.node, self.block = node, block
+        self.checked = 0
+        self.started = trio.Event()
 
     async def check(self, raws: list[bytes]) -> list:  # type: ignore[type-arg]
-        verdicts = await super().check(raws)
-        assert await self.node.apply_committed(self.block, {}) == "applied"
-        return verdicts
+        self.checked += len(raws)
+        self.started.set()
+        return await super().check(raws)
 
 
-async def test_a_batch_committed_by_a_block_while_it_is_verified_is_reported_committed_not_admitted_again():
+def _registrations(node: Node, count: int) -> list[bytes]:
+    return [build_tx(crypto.PrivateKey.generate(), node.chain_id, "registry.patient_register", 0, {})
+            for _ in range(count)]
+
+
+@pytest.fixture
+def checked_in_execute(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many transactions ``execute`` had to check itself (not given as verified)."""
+    count = [0]
+    real = execute_module.decode_tx
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        count[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(execute_module, "decode_tx", counting)
+    return count
+
+
+async def _leader_block(leader: Node, raws: list[bytes]):  # type: ignore[no-untyped-def]
+    for raw in raws:
+        assert leader.submit(raw)[1] == "accepted"
+    pending = await leader.build_block()
+    assert pending is not None and list(pending.block.txs) == raws
+    return pending.block
+
+
+async def test_a_block_arriving_while_its_gossip_is_checked_waits_for_that_check(checked_in_execute: list[int]):
     leader, follower = make_nodes(2)
-    raws = [build_tx(crypto.PrivateKey.generate(), leader.chain_id, "registry.patient_register", 0, {})
-            for _ in range(100)]
+    raws = _registrations(leader, 100)
+    verifier = follower.verifier = _CountingVerifier(follower)
     try:
-        for raw in raws:
-            assert leader.submit(raw)[1] == "accepted"
-        pending = await leader.build_block()
-        assert pending is not None and len(pending.block.txs) == 100
-        follower.verifier = _CommitsDuringCheck(follower, pending.block)
-        await follower.verifier.start()
+        await verifier.start()
+        block = await _leader_block(leader, raws)
+        outcomes: list = []
+        async with trio.open_nursery() as nursery:
+            async def gossip() -> None:
+                outcomes.extend(await follower.submit_many(raws, relay=False))
+            nursery.start_soon(gossip)
+            await verifier.started.wait()
+            assert await follower.apply_committed(block, {}) == "applied"
 
-        outcomes = await follower.submit_many(raws, relay=False)
-
-        assert [o if isinstance(o, Rejected) else o[1] for o in outcomes] == ["committed"] * 100
-        assert len(follower.mempool) == 0, "a committed transaction was admitted to the mempool again"
-        # and with nothing committing during the check, the next batch is admitted as usual
-        fresh = [build_tx(crypto.PrivateKey.generate(), leader.chain_id, "registry.patient_register", 0, {})
-                 for _ in range(64)]
-        follower.verifier.check = super(_CommitsDuringCheck, follower.verifier).check  # type: ignore[method-assign]
-        assert [o[1] for o in await follower.submit_many(fresh, relay=False)] == ["accepted"] * 64  # type: ignore[index]
+        assert verifier.checked == 100 and checked_in_execute[0] == 0, "a signature was checked twice"
+        assert follower.head.hash == block.hash
+        assert all(not isinstance(o, Rejected) and o[1] in ("accepted", "committed") for o in outcomes)
+        assert len(follower.mempool) == 0, "a committed transaction stayed in the mempool"
     finally:
-        follower.verifier.close()
+        verifier.close()
+        for node in (leader, follower):
+            node.store.close()
+
+
+async def test_a_block_of_transactions_still_waiting_for_the_verifier_checks_them_itself_and_only_there(
+        checked_in_execute: list[int]):
+    leader, follower = make_nodes(2)
+    first_chunk = _registrations(leader, VERIFY_CHUNK)
+    later = _registrations(leader, 44)
+    verifier = follower.verifier = _CountingVerifier(follower)
+    try:
+        await verifier.start()
+        block = await _leader_block(leader, later)  # only transactions of the batch's second chunk
+        outcomes: list = []
+        async with trio.open_nursery() as nursery:
+            async def gossip() -> None:
+                outcomes.extend(await follower.submit_many(first_chunk + later, relay=False))
+            nursery.start_soon(gossip)
+            await verifier.started.wait()  # the first chunk is in the verifier; the block does not wait for it
+            assert await follower.apply_committed(block, {}) == "applied"
+
+        assert checked_in_execute[0] == 44 and verifier.checked == VERIFY_CHUNK, "checked twice, or not at all"
+        statuses = [o if isinstance(o, Rejected) else o[1] for o in outcomes]
+        assert statuses == ["accepted"] * VERIFY_CHUNK + ["committed"] * 44
+        assert len(follower.mempool) == VERIFY_CHUNK  # the first chunk waits for a block; nothing else does
+
+        # A later batch holding committed transactions reports them committed without checking them.
+        again = await follower.submit_many(later + _registrations(leader, 64), relay=False)
+        assert [o[1] for o in again] == ["committed"] * 44 + ["accepted"] * 64  # type: ignore[index]
+        assert verifier.checked == VERIFY_CHUNK + 64
+    finally:
+        verifier.close()
         for node in (leader, follower):
             node.store.close()
