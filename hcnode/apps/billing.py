@@ -67,7 +67,7 @@ from typing import Any
 
 import cbor2
 
-from hcnode.apps.dates import CalendarDate, block_date
+from hcnode.apps.dates import CalendarDate, block_day
 from hcnode.apps.registry import ORG_ID, active_org, require_identity, require_role
 from hcnode.chain.app import App, Query, TxContext, TxType
 from hcnode.chain.errors import Rejected
@@ -168,7 +168,7 @@ def _version_key(version: int) -> str:
 
 
 def _today(ctx: TxContext) -> str:
-    return block_date(ctx.block.time_ms).isoformat()
+    return block_day(ctx.block.time_ms)
 
 
 def _not_in_future(ctx: TxContext, date: str, what: str) -> None:

@@ -115,11 +115,16 @@ class Overlay:
         self.counts: dict[bytes, dict[str, int]] = {}
 
     def get(self, key: bytes) -> bytes | None:
-        if key in self.writes:
-            return self.writes[key]
-        if key in self.counts:
-            return self._fold(key)
-        return self.base.get(key)
+        # Walks the stack of overlays in a loop rather than by recursion: a transaction reads
+        # through its own layer, the block's and the block's read cache, several times per claim.
+        layer: Any = self
+        while type(layer) is Overlay:
+            if key in layer.writes:
+                return layer.writes[key]  # type: ignore[no-any-return]
+            if key in layer.counts:
+                return layer._fold(key)  # type: ignore[no-any-return]
+            layer = layer.base
+        return layer.get(key)  # type: ignore[no-any-return]
 
     def put(self, key: bytes, value: bytes) -> None:
         self.writes[key] = value
@@ -147,9 +152,12 @@ class Overlay:
         one would change it for the rest of the block, rejected transaction or not: use
         ``get_value`` for a value to modify.
         """
-        if key in self.writes or key in self.counts:
-            return self.get_value(key)
-        return peek_value(self.base, key)
+        layer: Any = self
+        while type(layer) is Overlay:  # the same walk as ``get``
+            if key in layer.writes or key in layer.counts:
+                return layer.get_value(key)
+            layer = layer.base
+        return peek_value(layer, key)
 
     def add_counts(self, key: bytes, deltas: dict[str, int]) -> None:
         """Add ``deltas`` to the counters stored at ``key`` (a map of name to integer; absent is 0)."""
