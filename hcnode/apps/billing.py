@@ -191,8 +191,8 @@ TOTALS_FIELDS = ("claims", "billed", "flagged_claims", "flagged_billed", "above_
 
 
 def _pack_claim(claim: dict[str, Any]) -> list[Any]:
-    packed = [claim.get(name) for name in CLAIM_LAYOUT]
-    packed[9] = [[item[name] for name in ITEM_LAYOUT] for item in claim["items"]]
+    packed = list(map(claim.get, CLAIM_LAYOUT))
+    packed[9] = [list(map(item.__getitem__, ITEM_LAYOUT)) for item in claim["items"]]
     packed[14] = [[f["flag"], {k: v for k, v in f.items() if k != "flag"}] for f in claim["flags"]]
     return packed
 
