@@ -57,6 +57,9 @@ class MemoryState:
                 self.data[key] = value
 
 
+_UNSEEN: Any = object()  # a key BlockReadCache has not read yet (None is a read that found nothing)
+
+
 class BlockReadCache:
     """Committed state as one block sees it: each key read from the store at most once.
 
@@ -74,23 +77,23 @@ class BlockReadCache:
         self.decoded: dict[bytes, Any] = {}
 
     def get(self, key: bytes) -> bytes | None:
-        try:
-            return self.seen[key]
-        except KeyError:
+        # ``get`` with a marker, not try/except KeyError: most keys a claim reads are absent or new to
+        # the block (a duplicate-check index, an encounter), and raising costs more than the lookup.
+        value = self.seen.get(key, _UNSEEN)
+        if value is _UNSEEN:
             value = self.seen[key] = self.base.get(key)
-            return value
+        return value  # type: ignore[return-value]
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         return self.base.scan(prefix)
 
     def peek_value(self, key: bytes) -> Any:
         """The committed value decoded once per block and shared: see ``Overlay.peek_value``."""
-        try:
-            return self.decoded[key]
-        except KeyError:
+        value = self.decoded.get(key, _UNSEEN)
+        if value is _UNSEEN:
             raw = self.get(key)
             value = self.decoded[key] = None if raw is None else cbor2.loads(raw)
-            return value
+        return value
 
 
 class Overlay:
