@@ -63,11 +63,12 @@ and written once per block rather than once per claim; queries return maps):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import cbor2
 
-from hcnode.apps.dates import CalendarDate, block_date
+from hcnode.apps.dates import CalendarDate, block_day
 from hcnode.apps.registry import ORG_ID, active_org, require_identity, require_role
 from hcnode.chain.app import App, Query, TxContext, TxType
 from hcnode.chain.errors import Rejected
@@ -164,11 +165,11 @@ def _k(*parts: str) -> bytes:
 
 
 def _version_key(version: int) -> str:
-    return f"{version:06d}"
+    return str(version).zfill(6)  # f"{version:06d}" for the schema's positive versions, at half the cost
 
 
 def _today(ctx: TxContext) -> str:
-    return block_date(ctx.block.time_ms).isoformat()
+    return block_day(ctx.block.time_ms)
 
 
 def _not_in_future(ctx: TxContext, date: str, what: str) -> None:
@@ -191,8 +192,8 @@ TOTALS_FIELDS = ("claims", "billed", "flagged_claims", "flagged_billed", "above_
 
 
 def _pack_claim(claim: dict[str, Any]) -> list[Any]:
-    packed = [claim.get(name) for name in CLAIM_LAYOUT]
-    packed[9] = [[item[name] for name in ITEM_LAYOUT] for item in claim["items"]]
+    packed = list(map(claim.get, CLAIM_LAYOUT))
+    packed[9] = [list(map(item.__getitem__, ITEM_LAYOUT)) for item in claim["items"]]
     packed[14] = [[f["flag"], {k: v for k, v in f.items() if k != "flag"}] for f in claim["flags"]]
     return packed
 
@@ -448,6 +449,9 @@ def _check_day(ctx: TxContext, claim_id: str, payer: str, patient: str, provider
                               schedule_version=version["version"])
 
 
+_SEQUENCE = itemgetter("sequence")
+
+
 def _require_payer(ctx: TxContext, payer: str) -> None:
     """A claim is addressed to an active insurer: one nobody could adjudicate would sit unanswered."""
     org = active_org(ctx.state, payer, ctx.block.height)
@@ -481,7 +485,7 @@ def _claim_submit(ctx: TxContext, payload: dict[str, Any]) -> None:
         after = sorted({i["date_of_service"] for i in items if i["date_of_service"] > deregistered["date"]})
         if after:
             flags.add("billed_after_deregistration", deregistered=deregistered["date"], dates_of_service=after)
-    lines = [{**item, "net": item["quantity"] * item["unit_price"]} for item in sorted(items, key=lambda i: i["sequence"])]
+    lines = [{**item, "net": item["quantity"] * item["unit_price"]} for item in sorted(items, key=_SEQUENCE)]
     total = sum(line["net"] for line in lines)
     claim: dict[str, Any] = {
         "id": claim_id, "status": "submitted", "provider": provider, "submitted_by": member["id"],

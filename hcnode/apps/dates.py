@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from hcnode.chain.errors import Rejected
 from hcnode.chain.schema import Spec
 
-__all__ = ["CalendarDate", "add_years", "block_date", "parse_date", "resolve_month", "to_text"]
+__all__ = ["CalendarDate", "add_years", "block_date", "block_day", "parse_date", "resolve_month", "to_text"]
 
 _MS_PER_DAY = 86_400_000
 _EPOCH = datetime.date(1970, 1, 1)
@@ -32,6 +33,13 @@ _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 def block_date(time_ms: int) -> datetime.date:
     """The UTC calendar day of a block time (integer arithmetic only)."""
     return _EPOCH + datetime.timedelta(days=time_ms // _MS_PER_DAY)
+
+
+@functools.lru_cache(maxsize=256)
+def block_day(time_ms: int) -> str:
+    """``block_date`` as ISO text ("YYYY-MM-DD"). Cached: every transaction of a block asks for the
+    same day (a claim compares each date of service with it), and a pure function of its argument."""
+    return block_date(time_ms).isoformat()
 
 
 def to_text(day: datetime.date) -> str:

@@ -50,7 +50,7 @@ from typing import Any
 
 import cbor2
 
-from hcnode.apps.dates import CalendarDate, add_years, block_date, parse_date, resolve_month
+from hcnode.apps.dates import CalendarDate, add_years, block_day, parse_date, resolve_month
 from hcnode.apps.registry import ORG_ID, require_identity, require_role
 from hcnode.chain.app import App, Query, TxContext, TxType
 from hcnode.chain.errors import Rejected
@@ -135,7 +135,7 @@ def trial_status(trial: dict[str, Any], as_of: str) -> dict[str, Any]:
 
 
 def _today(ctx: TxContext) -> str:
-    return block_date(ctx.block.time_ms).isoformat()
+    return block_day(ctx.block.time_ms)
 
 
 # --- permissions and loading ------------------------------------------------------------------------------
@@ -390,7 +390,7 @@ def _as_of(state: StateReader, params: dict[str, Any]) -> str:
     clock = read_value(state, _k("clock"))
     if clock is None:
         raise Rejected("not_found", "no trials transaction yet, so no block time to judge by; give as_of")
-    return block_date(clock).isoformat()
+    return block_day(clock)
 
 
 def _read_trial(state: StateReader, trial_id: str) -> dict[str, Any]:

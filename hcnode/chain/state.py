@@ -57,6 +57,9 @@ class MemoryState:
                 self.data[key] = value
 
 
+_UNSEEN: Any = object()  # a key BlockReadCache has not read yet (None is a read that found nothing)
+
+
 class BlockReadCache:
     """Committed state as one block sees it: each key read from the store at most once.
 
@@ -74,23 +77,23 @@ class BlockReadCache:
         self.decoded: dict[bytes, Any] = {}
 
     def get(self, key: bytes) -> bytes | None:
-        try:
-            return self.seen[key]
-        except KeyError:
+        # ``get`` with a marker, not try/except KeyError: most keys a claim reads are absent or new to
+        # the block (a duplicate-check index, an encounter), and raising costs more than the lookup.
+        value = self.seen.get(key, _UNSEEN)
+        if value is _UNSEEN:
             value = self.seen[key] = self.base.get(key)
-            return value
+        return value  # type: ignore[return-value]
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         return self.base.scan(prefix)
 
     def peek_value(self, key: bytes) -> Any:
         """The committed value decoded once per block and shared: see ``Overlay.peek_value``."""
-        try:
-            return self.decoded[key]
-        except KeyError:
+        value = self.decoded.get(key, _UNSEEN)
+        if value is _UNSEEN:
             raw = self.get(key)
             value = self.decoded[key] = None if raw is None else cbor2.loads(raw)
-            return value
+        return value
 
 
 class Overlay:
@@ -115,11 +118,16 @@ class Overlay:
         self.counts: dict[bytes, dict[str, int]] = {}
 
     def get(self, key: bytes) -> bytes | None:
-        if key in self.writes:
-            return self.writes[key]
-        if key in self.counts:
-            return self._fold(key)
-        return self.base.get(key)
+        # Walks the stack of overlays in a loop rather than by recursion: a transaction reads
+        # through its own layer, the block's and the block's read cache, several times per claim.
+        layer: Any = self
+        while type(layer) is Overlay:
+            if key in layer.writes:
+                return layer.writes[key]  # type: ignore[no-any-return]
+            if key in layer.counts:
+                return layer._fold(key)  # type: ignore[no-any-return]
+            layer = layer.base
+        return layer.get(key)  # type: ignore[no-any-return]
 
     def put(self, key: bytes, value: bytes) -> None:
         self.writes[key] = value
@@ -147,9 +155,12 @@ class Overlay:
         one would change it for the rest of the block, rejected transaction or not: use
         ``get_value`` for a value to modify.
         """
-        if key in self.writes or key in self.counts:
-            return self.get_value(key)
-        return peek_value(self.base, key)
+        layer: Any = self
+        while type(layer) is Overlay:  # the same walk as ``get``
+            if key in layer.writes or key in layer.counts:
+                return layer.get_value(key)
+            layer = layer.base
+        return peek_value(layer, key)
 
     def add_counts(self, key: bytes, deltas: dict[str, int]) -> None:
         """Add ``deltas`` to the counters stored at ``key`` (a map of name to integer; absent is 0)."""

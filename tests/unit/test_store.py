@@ -68,14 +68,14 @@ def test_a_value_read_before_a_block_is_never_served_after_it(tmp_path: Path) ->
         def __init__(self, inner: Any) -> None:
             self.inner = inner
 
-        def get(self, state_key: bytes) -> bytes | None:
-            old = self.inner.get(state_key)
-            store._state = self.inner
-            commit_writes(store, {state_key: b"3"})
+        def __call__(self, db_key: bytes) -> bytes | None:
+            old = self.inner(db_key)
+            store._get_raw = self.inner
+            commit_writes(store, {db_key.removeprefix(b"s/"): b"3"})
             return old  # type: ignore[no-any-return]
 
     store._recent.clear()
-    store._state = ReadRacingACommit(store._state)
+    store._get_raw = ReadRacingACommit(store._get_raw)
     assert store.get(b"fee") == b"2"  # the racing read answers what it saw ...
     assert store.get(b"fee") == b"3"  # ... but later reads see the block's value
     store.close()
