@@ -32,8 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections import ChainMap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +112,6 @@ class Node:
         self._checked_unadmitted: dict[bytes, Tx] = {}  # verified by a chunk, not yet admitted
         self._applying: set[bytes] = set()  # claimed by a block being applied: it checks them itself
         self._recently_committed = _RecentHashes(RECENTLY_COMMITTED)  # so late gossip of them is not checked
-        self._verified_txs = ChainMap(self.mempool.by_hash, self._checked_unadmitted)  # type: ignore[arg-type]
         self.verifier = verifier if verifier is not None else Verifier(self.chain_id, config.limits.max_tx_bytes, 0)
         self.started_ms = int(time.time() * 1000)
         self.relay: Callable[[bytes, bytes], None] | None = None
@@ -255,7 +253,7 @@ class Node:
 
     def _known(self, tx_hash: bytes) -> str | None:
         """"pending" or "committed" for a transaction this node already has, else None."""
-        if tx_hash in self.mempool:
+        if tx_hash in self.mempool.by_hash:
             return "pending"
         if self.store.has_tx(tx_hash):
             return "committed"
@@ -420,9 +418,9 @@ class Node:
             if self._pending and self._pending[0].block.hash == block.hash:
                 result = self._pending[0].result
             else:
-                claimed = await self._claim_unverified(block)
+                claimed, verified = await self._claim_unverified(block)
                 try:
-                    result = await trio.to_thread.run_sync(self._check_and_execute, block, head)
+                    result = await trio.to_thread.run_sync(self._check_and_execute, block, head, verified)
                 except Rejected as exc:
                     log.warning("skipping committed block %d (%s) proposed by %s: %s", header.height,
                                 header.hash.hex()[:16], header.proposer.hex()[:16], exc.message)
@@ -433,26 +431,33 @@ class Node:
         self._log_block(block, result)
         return "applied"
 
-    async def _claim_unverified(self, block: Block) -> list[bytes]:
+    async def _claim_unverified(self, block: Block) -> tuple[list[bytes], dict[bytes, Tx]]:
         """Before applying a block from elsewhere: wait for the verifier's chunk if it holds any of the
-        block's transactions, and claim the ones no check has reached (the block checks those itself)."""
-        verified = self._verified_txs
-        missing = [tx_hash for tx_hash in map(lambda raw: hashlib.sha256(raw).digest(), block.txs)
-                   if tx_hash not in verified]
+        block's transactions, and claim the ones no check has reached (the block checks those itself).
+
+        Returns the claimed hashes and the block's transactions already verified here, decoded."""
+        admitted, unadmitted = self.mempool.by_hash, self._checked_unadmitted
+        hashes = [hashlib.sha256(raw).digest() for raw in block.txs]
+        missing = [tx_hash for tx_hash in hashes if tx_hash not in admitted and tx_hash not in unadmitted]
         claimed = [tx_hash for tx_hash in missing if tx_hash not in self._verifying]
         self._applying.update(claimed)
         if len(claimed) < len(missing):
             await self._verified.wait()
-        return claimed
+        verified = {}
+        for tx_hash in hashes:
+            tx = admitted.get(tx_hash) or unadmitted.get(tx_hash)
+            if tx is not None:
+                verified[tx_hash] = tx
+        return claimed, verified
 
-    def _check_and_execute(self, block: Block, head: BlockHeader) -> Execution:
+    def _check_and_execute(self, block: Block, head: BlockHeader, verified: Mapping[bytes, Tx]) -> Execution:
         try:
             # Transactions already admitted here (gossip or local clients), or checked by the verifier and
             # about to be, were verified then: reuse the decoded Tx (keyed by the hash of the same raw
             # bytes) so each signature is checked once per node.
             return apply_block(self.store, self.apps, block, head,
                                lambda key: registry.is_validator(self.store, key, block.header.height),
-                               self.exec_limits, self._verified_txs)
+                               self.exec_limits, verified)
         except StateRootMismatch as exc:
             self._halted = str(exc)
             log.critical("STATE DIVERGED, not applying further blocks: %s", exc)
@@ -464,7 +469,7 @@ class Node:
 
     def apply_external(self, block: Block) -> None:
         """Apply a block made elsewhere (block sync, a Raft leader), checking every root it claims."""
-        result = self._check_and_execute(block, self._head)
+        result = self._check_and_execute(block, self._head, self.mempool.by_hash)
         self._commits += 1
         self.store.commit_block(block, result)
         self._after_commit(block, result.tx_hashes, in_trio=False)

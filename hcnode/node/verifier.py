@@ -77,9 +77,21 @@ class Verifier:
 
     async def check(self, raws: list[bytes]) -> list[Tx | Rejected]:
         assert self.pool is not None
-        pool = self.pool
-        verdicts = await trio.to_thread.run_sync(lambda: pool.submit(_check_batch, raws).result(),
-                                                 limiter=self.limiter)
+        async with self.limiter:
+            # The pool's own thread wakes this task when the verdicts are in: no worker thread waits.
+            token = trio.lowlevel.current_trio_token()
+            done = trio.Event()
+            future = self.pool.submit(_check_batch, raws)
+
+            def wake(_: object) -> None:
+                try:
+                    token.run_sync_soon(done.set)
+                except trio.RunFinishedError:
+                    pass
+
+            future.add_done_callback(wake)
+            await done.wait()
+            verdicts = future.result()
         return [trusted_tx(raw) if verdict is None else Rejected(*verdict) for raw, verdict in zip(raws, verdicts)]
 
     def close(self) -> None:
