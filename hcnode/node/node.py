@@ -174,16 +174,10 @@ class Node:
                 if len(fresh) >= 64:
                     await self._verify_in_chunks(raws, hashes, fresh, checked)
             results: list[tuple[bytes, str] | Rejected] = []
-            for i, (raw, tx) in enumerate(zip(raws, checked)):
+            for raw, tx in zip(raws, checked):
                 try:
                     if isinstance(tx, Rejected):
                         raise tx
-                    if tx is None and hashes and hashes[i] in self._applying:
-                        results.append((hashes[i], "pending"))  # in the block being applied: checked there
-                        continue
-                    if tx is None and hashes and hashes[i] in self._recently_committed:
-                        results.append((hashes[i], "committed"))
-                        continue
                     # A transaction found in no block before the await is still in none if no block
                     # committed meanwhile: its store lookup (a LevelDB miss, every time) need not be repeated.
                     results.append(self._admit(raw, tx, relay, unknown_at if tx is not None else None))
@@ -205,8 +199,7 @@ class Node:
         """
         for start in range(0, len(fresh), VERIFY_CHUNK):
             async with self._verify_lock:
-                chunk = [i for i in fresh[start:start + VERIFY_CHUNK] if hashes[i] not in self._applying
-                         and hashes[i] not in self.mempool and hashes[i] not in self._recently_committed]
+                chunk = [i for i in fresh[start:start + VERIFY_CHUNK] if self._known_in_memory(hashes[i]) is None]
                 if not chunk:
                     continue
                 self._verifying = {hashes[i] for i in chunk}
@@ -236,10 +229,9 @@ class Node:
         if len(raw) > self.config.limits.max_tx_bytes:
             raise Rejected("too_large", f"transaction is {len(raw)} bytes, limit {self.config.limits.max_tx_bytes}")
         tx_hash = tx.hash if tx is not None else hashlib.sha256(raw).digest()
-        if tx_hash in self.mempool:
-            return tx_hash, "pending"
-        if unknown_at != self._commits and self.store.has_tx(tx_hash):
-            return tx_hash, "committed"
+        known = self._known(tx_hash, unknown_at)
+        if known is not None:
+            return tx_hash, known
         if tx is None:
             tx = self._decode(raw)
         self.mempool.add(tx, read_nonce(self.store, tx.sender))
@@ -251,11 +243,23 @@ class Node:
             self.relay(tx_hash, raw)
         return tx_hash, "accepted"
 
-    def _known(self, tx_hash: bytes) -> str | None:
-        """"pending" or "committed" for a transaction this node already has, else None."""
-        if tx_hash in self.mempool.by_hash:
+    def _known(self, tx_hash: bytes, unknown_at: int | None = None) -> str | None:
+        """"pending" or "committed" for a transaction this node already has, else None.
+
+        ``unknown_at``: the commit count at which the caller last found it in no block; the store
+        (a LevelDB miss, for a new transaction) is asked again only if a block was written since.
+        """
+        known = self._known_in_memory(tx_hash)
+        if known is None and unknown_at != self._commits and self.store.has_tx(tx_hash):
+            return "committed"
+        return known
+
+    def _known_in_memory(self, tx_hash: bytes) -> str | None:
+        """``_known`` without the store: the mempool, the block being applied (it checks its own
+        transactions) and recently committed blocks."""
+        if tx_hash in self.mempool.by_hash or tx_hash in self._applying:
             return "pending"
-        if self.store.has_tx(tx_hash):
+        if tx_hash in self._recently_committed:
             return "committed"
         return None
 
