@@ -56,6 +56,18 @@ class Cluster:
         await self.nursery.start(run)
         return service
 
+    async def start_pair(self, *, blocks: dict[int, bytes] | None = None,
+                         wait_for_block: Callable[[int], Awaitable[object]] | None = None,
+                         **params: object) -> tuple[P2PService, P2PService]:
+        """Two validators: ``a`` (serving ``blocks``) and ``b``, which dials it; ``params`` go to both.
+        Returns once b is connected to a."""
+        a_key, b_key = keys(2)
+        validators = [a_key.public, b_key.public]
+        a = await self.start(a_key, validators, blocks=blocks, wait_for_block=wait_for_block, **params)
+        b = await self.start(b_key, validators, bootstrap=tuple(a.listen_addrs()), **params)
+        await wait_until(lambda: a.public in b.connected_keys(), what="b connected to a")
+        return a, b
+
     def stop(self, service: P2PService) -> None:
         self.scopes[service.public].cancel()
 

@@ -75,20 +75,16 @@ async def test_three_hosts_form_a_full_mesh_and_raft_flows_both_ways_in_order() 
 
 
 async def test_sync_fetch_returns_the_providers_blocks() -> None:
-    a_key, b_key = keys(2)
-    validators = [a_key.public, b_key.public]
     async with cluster() as c:
-        a = await c.start(a_key, validators, blocks=BLOCKS)
-        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
-        await wait_until(lambda: a_key.public in b.connected_keys(), what="b connected to a")
-        assert await b.fetch_blocks(a_key.public, 3, 5) == [BLOCKS[h] for h in range(3, 8)]
-        assert await b.fetch_blocks(a_key.public, 18, 10) == [BLOCKS[18], BLOCKS[19]]
-        assert await b.fetch_blocks(a_key.public, 50, 10) == []
+        a, b = await c.start_pair(blocks=BLOCKS)
+        assert await b.fetch_blocks(a.public, 3, 5) == [BLOCKS[h] for h in range(3, 8)]
+        assert await b.fetch_blocks(a.public, 18, 10) == [BLOCKS[18], BLOCKS[19]]
+        assert await b.fetch_blocks(a.public, 50, 10) == []
         # One long-lived stream: many requests in a row, and concurrent callers queue on it.
         results: list[list[bytes]] = []
         async with trio.open_nursery() as n:
             for h in range(10):
-                n.start_soon(lambda h=h: _append(results, b.fetch_blocks(a_key.public, h, 1)))
+                n.start_soon(lambda h=h: _append(results, b.fetch_blocks(a.public, h, 1)))
         assert sorted(r[0] for r in results) == sorted(BLOCKS[h] for h in range(10))
 
 
@@ -97,8 +93,6 @@ async def _append(results: list, awaitable) -> None:  # type: ignore[no-untyped-
 
 
 async def test_a_sync_request_that_may_wait_is_answered_as_soon_as_the_block_is_there() -> None:
-    a_key, b_key = keys(2)
-    validators = [a_key.public, b_key.public]
     blocks = dict(BLOCKS)  # heights 0..19
     waiting: list[int] = []
     new_block = {"event": trio.Event()}
@@ -109,14 +103,12 @@ async def test_a_sync_request_that_may_wait_is_answered_as_soon_as_the_block_is_
             await new_block["event"].wait()
 
     async with cluster() as c:
-        a = await c.start(a_key, validators, blocks=blocks, wait_for_block=wait_for_block)
-        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
-        await wait_until(lambda: a_key.public in b.connected_keys(), what="connected")
-        assert await b.fetch_blocks(a_key.public, 20, 5) == [] and waiting == []  # no wait_ms: answered at once
+        a, b = await c.start_pair(blocks=blocks, wait_for_block=wait_for_block)
+        assert await b.fetch_blocks(a.public, 20, 5) == [] and waiting == []  # no wait_ms: answered at once
         answers: list[list[bytes]] = []
 
         async def fetch() -> None:
-            answers.append(await b.fetch_blocks(a_key.public, 20, 5, wait_ms=5000))
+            answers.append(await b.fetch_blocks(a.public, 20, 5, wait_ms=5000))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(fetch)
@@ -129,27 +121,21 @@ async def test_a_sync_request_that_may_wait_is_answered_as_soon_as_the_block_is_
         assert trio.current_time() - committed_at < 2, "answered at the block, not at wait_ms"
         new_block["event"] = trio.Event()
         started = trio.current_time()
-        assert await b.fetch_blocks(a_key.public, 21, 5, wait_ms=300) == []  # no block 21: empty after wait_ms
+        assert await b.fetch_blocks(a.public, 21, 5, wait_ms=300) == []  # no block 21: empty after wait_ms
         assert trio.current_time() - started >= 0.3
 
 
 async def test_sync_answer_stops_before_the_frame_limit() -> None:
-    a_key, b_key = keys(2)
     big = {h: bytes([h]) * 40_000 for h in range(10)}
-    validators = [a_key.public, b_key.public]
     async with cluster() as c:
-        a = await c.start(a_key, validators, blocks=big, max_frame_bytes=100_000)
-        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()), max_frame_bytes=100_000)
-        await wait_until(lambda: a_key.public in b.connected_keys(), what="b connected to a")
-        assert await b.fetch_blocks(a_key.public, 0, 10) == [big[0], big[1]]
-        assert await b.fetch_blocks(a_key.public, 2, 10) == [big[2], big[3]]
+        a, b = await c.start_pair(blocks=big, max_frame_bytes=100_000)
+        assert await b.fetch_blocks(a.public, 0, 10) == [big[0], big[1]]
+        assert await b.fetch_blocks(a.public, 2, 10) == [big[2], big[3]]
 
 
 async def test_a_peer_may_hold_only_a_few_sync_streams_at_once(caplog: pytest.LogCaptureFixture) -> None:
     """Each served stream can hold a waiting request (up to 5 s) and an answer of up to a frame: a peer
     opening streams without end must not tie up the server. The fifth is reset; closing one frees a place."""
-    a_key, b_key = keys(2)
-    validators = [a_key.public, b_key.public]
     waiting: list[int] = []
 
     async def wait_for_block(height: int) -> None:
@@ -157,19 +143,17 @@ async def test_a_peer_may_hold_only_a_few_sync_streams_at_once(caplog: pytest.Lo
         await trio.sleep_forever()
 
     async with cluster() as c:
-        a = await c.start(a_key, validators, blocks=dict(BLOCKS), wait_for_block=wait_for_block)
-        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
-        await wait_until(lambda: a_key.public in b.connected_keys(), what="connected")
+        a, b = await c.start_pair(blocks=dict(BLOCKS), wait_for_block=wait_for_block)
         request = encode_frame({"start": 99, "count": 1, "wait_ms": 5000}, 1 << 20)
         streams = []
         for _ in range(4):  # a misbehaving peer: four streams, each holding a waiting request
-            stream = await b._open_stream(a_key.public, SYNC_PROTOCOL)
+            stream = await b._open_stream(a.public, SYNC_PROTOCOL)
             await stream.write(request)
             streams.append(stream)
         await wait_until(lambda: len(waiting) == 4, what="four waiting requests")
         with caplog.at_level(logging.WARNING, logger="hcnode"):
             with trio.fail_after(10), pytest.raises((PeerRequestError, StreamError, ConnectionError)):  # reset: no answer
-                fifth = await b._open_stream(a_key.public, SYNC_PROTOCOL)
+                fifth = await b._open_stream(a.public, SYNC_PROTOCOL)
                 await fifth.write(request)
                 if not await fifth.read(1):
                     raise ConnectionError("closed without an answer")
@@ -177,7 +161,7 @@ async def test_a_peer_may_hold_only_a_few_sync_streams_at_once(caplog: pytest.Lo
         assert len(waiting) == 4
         await streams[0].reset()
         await wait_until(lambda: sum(a._sync_streams.values()) == 3, what="the server to drop the closed stream")
-        assert await b.fetch_blocks(a_key.public, 0, 2) == [BLOCKS[0], BLOCKS[1]]  # a place is free again
+        assert await b.fetch_blocks(a.public, 0, 2) == [BLOCKS[0], BLOCKS[1]]  # a place is free again
         for stream in streams[1:]:
             await stream.reset()
 
@@ -201,15 +185,11 @@ async def test_a_non_validators_raft_stream_is_refused_but_it_may_sync(caplog: p
 
 @pytest.mark.parametrize("bad", ["garbage", "oversized", "not_bytes", "truncated_then_reset"])
 async def test_a_bad_raft_frame_resets_only_that_stream(bad: str, caplog: pytest.LogCaptureFixture) -> None:
-    a_key, b_key = keys(2)
-    validators = [a_key.public, b_key.public]
     caplog.set_level(logging.INFO, logger="hcnode.p2p")
     async with cluster() as c:
-        a = await c.start(a_key, validators, blocks=BLOCKS, max_frame_bytes=200_000)
-        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()), max_frame_bytes=200_000)
-        await wait_until(lambda: a_key.public in b.connected_keys(), what="b connected to a")
-        b.send(a_key.public, b"before")
-        assert await a.raft_inbound.receive() == (b_key.public, b"before")
+        a, b = await c.start_pair(blocks=BLOCKS, max_frame_bytes=200_000)
+        b.send(a.public, b"before")
+        assert await a.raft_inbound.receive() == (b.public, b"before")
 
         assert b._host is not None
         raw = await b._host.new_stream(a.peer_id, [RAFT_PROTOCOL])
@@ -228,34 +208,30 @@ async def test_a_bad_raft_frame_resets_only_that_stream(bad: str, caplog: pytest
         else:
             await wait_until(lambda: "bad /hcnode/raft/1 frame from validator" in caplog.text,
                              what="the bad-frame log line")
-            assert b_key.public.hex()[:16] in caplog.text
+            assert b.public.hex()[:16] in caplog.text
             with trio.fail_after(5):  # the stream was reset by a: reading it fails
                 with pytest.raises(Exception):  # noqa: B017 -- libp2p raises several types for a reset stream
                     while await raw.read(1024):
                         pass
         # The node keeps serving: the good stream still delivers, sync still answers.
-        b.send(a_key.public, b"after")
+        b.send(a.public, b"after")
         with trio.fail_after(5):
-            assert await a.raft_inbound.receive() == (b_key.public, b"after")
-        assert await b.fetch_blocks(a_key.public, 1, 1) == [BLOCKS[1]]
+            assert await a.raft_inbound.receive() == (b.public, b"after")
+        assert await b.fetch_blocks(a.public, 1, 1) == [BLOCKS[1]]
 
 
 @pytest.mark.parametrize("request_", [{"start": 0, "count": 10_000}, {"start": 0, "count": 1, "wait_ms": 10**6},
                                       {"start": 0, "count": 1, "wait": 10}], ids=["count", "wait_ms", "unknown_key"])
 async def test_a_bad_sync_request_resets_that_stream_and_the_server_goes_on(
         request_: dict[str, int], caplog: pytest.LogCaptureFixture) -> None:
-    a_key, b_key = keys(2)
-    validators = [a_key.public, b_key.public]
     caplog.set_level(logging.INFO, logger="hcnode.p2p")
     async with cluster() as c:
-        a = await c.start(a_key, validators, blocks=BLOCKS)
-        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
-        await wait_until(lambda: a_key.public in b.connected_keys(), what="b connected to a")
+        a, b = await c.start_pair(blocks=BLOCKS)
         assert b._host is not None
         raw = await b._host.new_stream(a.peer_id, [SYNC_PROTOCOL])
         await raw.write(encode_frame(request_, 1 << 20))
         await wait_until(lambda: "bad /hcnode/sync/1 request" in caplog.text, what="the log line")
-        assert await b.fetch_blocks(a_key.public, 0, 1) == [BLOCKS[0]]
+        assert await b.fetch_blocks(a.public, 0, 1) == [BLOCKS[0]]
 
 
 @pytest.mark.parametrize("rate", [500, 10], ids=["configured", "library_default_drops"])
@@ -313,12 +289,9 @@ async def test_an_undecodable_gossipsub_rpc_drops_that_peer_and_the_node_goes_on
         caplog: pytest.LogCaptureFixture) -> None:
     # The library's reader raised protobuf's DecodeError out of the connection's nursery, which
     # stopped the whole libp2p host: any peer could take a node off the network with one frame.
-    a_key, b_key = keys(2)
-    validators = [a_key.public, b_key.public]
     caplog.set_level(logging.INFO, logger="hcnode.p2p")
     async with cluster() as c:
-        a = await c.start(a_key, validators, blocks=BLOCKS)
-        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
+        a, b = await c.start_pair(blocks=BLOCKS)
         await wait_until(lambda: a._pubsub is not None and len(a._pubsub.peer_topics.get(a.topic, ())) == 1,
                          what="b subscribed")
         assert b._host is not None
@@ -327,16 +300,16 @@ async def test_an_undecodable_gossipsub_rpc_drops_that_peer_and_the_node_goes_on
         await wait_until(lambda: "undecodable gossipsub RPC from validator" in caplog.text, what="the log line")
         # a is still up and dropped b, which redials: raft, sync and gossip all work again
         await wait_until(lambda: "redialling" in caplog.text, what="b saw the disconnect")
-        await wait_until(lambda: a_key.public in b.connected_keys(), what="b reconnected")
-        b.send(a_key.public, b"after")
+        await wait_until(lambda: a.public in b.connected_keys(), what="b reconnected")
+        b.send(a.public, b"after")
         with trio.fail_after(10):
-            assert await a.raft_inbound.receive() == (b_key.public, b"after")
-        assert await b.fetch_blocks(a_key.public, 1, 1) == [BLOCKS[1]]
+            assert await a.raft_inbound.receive() == (b.public, b"after")
+        assert await b.fetch_blocks(a.public, 1, 1) == [BLOCKS[1]]
         await wait_until(lambda: a._pubsub is not None and len(a._pubsub.peer_topics.get(a.topic, ())) == 1,
                          what="b subscribed again")
         await b.publish_txs([b"good"])
         with trio.fail_after(10):
-            assert await a.tx_batches.receive() == (b_key.public, [b"good"])
+            assert await a.tx_batches.receive() == (b.public, [b"good"])
 
 
 async def test_concurrent_gossipsub_writes_to_one_stream_arrive_whole() -> None:
