@@ -509,8 +509,8 @@ class Simulator:
             self._check_log_matching(node_id, rd.entries)
         if rd.hard_state is not None and self.schedule.mutation != "skip_hard_state":
             sim_node.storage.set_hard_state(rd.hard_state)
-            # A write that need not be synced (only the commit index moved) is lost by a crash
-            # before a later synced write; a synced one makes it durable.
+            # A crash keeps only the hard state of the last synced Ready: one that moved only the commit
+            # index was not synced. (Stricter than LevelDB, whose next synced write makes it durable too.)
             synced = rd.must_sync if self.schedule.mutation != "unsynced_votes" else (
                 bool(rd.entries) or rd.restore is not None)
             if synced:
