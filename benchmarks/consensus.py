@@ -10,11 +10,19 @@ saturated rate, with clients sending batches of 100 (LATENCY_BATCH) as interacti
 would, rather than the 1,000 of the throughput runs. Recovery: ``kill -9`` of the leader to the first new block on a
 survivor. If benchmarks/peers.py is present, a 3-member etcd cluster and a
 3-node PySyncObj cluster run in the same invocation and ratios are printed.
+
+Because these shared machines differ from day to day by a factor of two or more, the run
+also prints what it measured of the machine itself: coincurve verifications per second on
+one core (each node verifies every transaction once), and the CPU each process spent per
+committed transaction during the saturated runs (each node's main process and its verifier
+process, from /proc). Their sum against the 2 cores says how close the run came to
+the CPU the machine had, and which process to look at first.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import statistics
@@ -27,12 +35,46 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchkit import BATCH, measure_load, percentile  # noqa: E402
-from node_throughput import make_txs  # noqa: E402
+from node_throughput import make_txs, verify_ceiling  # noqa: E402
 
-from hcnode.testnet import Testnet  # noqa: E402
+from hcnode.testnet import Testnet, TestnetNode  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LATENCY_BATCH = 100
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far (Linux /proc), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def node_processes(net: Testnet, leader: TestnetNode) -> dict[str, list[int]]:
+    """Each node's main process and its child processes (the verifier), named by role."""
+    found: dict[str, list[int]] = {}
+    followers = 0
+    for node in sorted(net.nodes, key=lambda n: n is not leader):  # the leader first
+        pid = node.pid()
+        if pid is None:
+            continue
+        if node is leader:
+            name = "leader"
+        else:
+            followers += 1
+            name = f"follower {followers}"
+        found[name] = [pid]
+        children = []
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):  # a child belongs to the thread that started it
+            try:
+                children += [int(child) for child in task.read_text().split()]
+            except OSError:
+                continue
+        found[f"{name} verifier"] = children
+    return found
 
 
 def start_testnet() -> tuple[Testnet, Path]:
@@ -53,11 +95,20 @@ def stop_testnet(net: Testnet, workdir: Path) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run_once(txs: list[bytes], rate: float | None, batch: int = BATCH) -> tuple[float, list[float], float | None]:
+def run_once(txs: list[bytes], rate: float | None, batch: int = BATCH,
+             cpu: dict[str, list[float]] | None = None) -> tuple[float, list[float], float | None]:
+    """One fresh testnet: (committed tx/s, latencies, kill -9 recovery in s for a saturated run).
+
+    ``cpu``, if given, receives each process's CPU microseconds per committed transaction."""
     net, workdir = start_testnet()
     try:
         leader = net.wait_leader()
+        processes = node_processes(net, leader)
+        before = {name: sum(map(cpu_seconds, pids)) for name, pids in processes.items()}
         rate_committed, latencies = measure_load(leader.socket, txs, rate, batch)
+        if cpu is not None:
+            for name, pids in processes.items():
+                cpu.setdefault(name, []).append((sum(map(cpu_seconds, pids)) - before[name]) / len(txs) * 1e6)
         recovery = None
         if rate is None:  # measure failover on the saturated run's testnet, with transactions pending
             survivors = [n for n in net.nodes if n is not leader]
@@ -82,15 +133,26 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--no-peers", action="store_true")
     args = parser.parse_args()
+    ceiling = verify_ceiling()
+    print(f"machine: {os.cpu_count()} cores; coincurve verifies {ceiling:,.0f} signatures/s on one core "
+          f"({1e6 / ceiling:.0f} us each)", flush=True)
     txs = make_txs(args.txs)
     rates, recoveries = [], []
+    cpu: dict[str, list[float]] = {}
     for run in range(args.runs):
-        rate, _, recovery = run_once(txs, None)
+        rate, _, recovery = run_once(txs, None, cpu=cpu)
         rates.append(rate)
         recoveries.append(recovery)
         print(f"  saturated run {run + 1}: {rate:,.0f} committed tx/s; kill -9 leader -> first new commit "
               f"{'none in 30 s' if recovery is None else f'{recovery * 1000:.0f} ms'}", flush=True)
     saturated = statistics.median(rates)
+    per_process = {name: statistics.median(values) for name, values in cpu.items()}
+    total = sum(per_process.values())
+    print("CPU per committed tx while saturated (median of runs): "
+          + ", ".join(f"{name} {us:.0f} us" for name, us in per_process.items())
+          + f"; all processes {total:.0f} us, so {os.cpu_count()} cores allow {os.cpu_count() * 1e6 / total:,.0f} tx/s;"
+          f" signature checks alone (3 nodes x {1e6 / ceiling:.0f} us) would allow "
+          f"{os.cpu_count() * ceiling / 3:,.0f} tx/s", flush=True)
     half = saturated / 2
     n = min(len(txs), int(half * 4))
     _, latencies, _ = run_once(txs[:n], half, LATENCY_BATCH)
