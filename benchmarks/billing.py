@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hcnode import codec, crypto  # noqa: E402
+from hcnode import codec, crypto, native  # noqa: E402
 from hcnode.apps import billing, default_apps  # noqa: E402
 from hcnode.chain import BlockInfo, Genesis, GenesisOrg, build_tx, execute, genesis_block  # noqa: E402
 from hcnode.chain.app import TxContext  # noqa: E402
@@ -306,7 +306,7 @@ def main() -> int:
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--skip-apply", action="store_true")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores; billing benchmark, medians of {args.runs}")
+    print(f"machine: {os.cpu_count()} cores; billing benchmark, medians of {args.runs}; build: {native.describe()}")
     if not args.skip_apply:
         bench_apply(args.claims, args.runs)
     if not args.skip_e2e:

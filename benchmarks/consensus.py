@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import BATCH, measure_load, percentile  # noqa: E402
 from node_throughput import make_txs, verify_ceiling  # noqa: E402
 
+from hcnode import native  # noqa: E402
 from hcnode.testnet import Testnet, TestnetNode  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,7 +136,7 @@ def main() -> int:
     args = parser.parse_args()
     ceiling = verify_ceiling()
     print(f"machine: {os.cpu_count()} cores; coincurve verifies {ceiling:,.0f} signatures/s on one core "
-          f"({1e6 / ceiling:.0f} us each)", flush=True)
+          f"({1e6 / ceiling:.0f} us each); build: {native.describe()}", flush=True)
     txs = make_txs(args.txs)
     rates, recoveries = [], []
     cpu: dict[str, list[float]] = {}

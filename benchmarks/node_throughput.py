@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import coincurve  # noqa: E402
 
-from hcnode import crypto  # noqa: E402
+from hcnode import crypto, native  # noqa: E402
 from hcnode.chain import build_tx  # noqa: E402
 
 from benchkit import BenchNode, measure_load, percentile  # noqa: E402
@@ -67,7 +67,8 @@ def main() -> int:
     parser.add_argument("--txs", type=int, default=60_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores; {args.txs} pre-signed patient registrations per run, {args.runs} runs")
+    print(f"machine: {os.cpu_count()} cores; {args.txs} pre-signed patient registrations per run, {args.runs} runs; "
+          f"build: {native.describe()}")
     ceiling = statistics.median(verify_ceiling() for _ in range(3))
     print(f"ceiling: coincurve verify {ceiling:,.0f} signatures/s on one core")
     txs = make_txs(args.txs)

@@ -67,10 +67,7 @@ def encode(value: Any) -> bytes:
     its canonical mode (it encodes ints and lengths minimally either way); hot
     paths build their maps in that order, everything else is sorted by cbor2.
     """
-    try:
-        ordered = _check_encodable(value)
-    except RecursionError:
-        raise CodecError("cannot encode: nested too deeply") from None
+    ordered = _check_encodable(value, 0)
     try:
         return cbor2.dumps(value) if ordered else cbor2.dumps(value, canonical=True)
     except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
@@ -80,12 +77,18 @@ def encode(value: Any) -> bytes:
 _LEAVES = frozenset((str, bytes, bool, type(None)))
 
 
-def _check_encodable(value: Any) -> bool:
-    """Raise unless ``value`` is in the data model; True when all its maps are in canonical key order."""
+def _check_encodable(value: Any, depth: int) -> bool:
+    """Raise unless ``value`` is in the data model; True when all its maps are in canonical key order.
+
+    ``depth`` counts the containers around ``value``: the bound is explicit (not Python's recursion
+    limit), so it holds where this module is compiled too, and nothing is written that ``decode``
+    could not read back."""
     # Leaves are checked inline, without a call: this runs on every state write and receipt.
     kind = type(value)
     if kind in _LEAVES:
         return True
+    if depth >= MAX_DEPTH and (kind is list or kind is tuple or kind is dict):
+        raise CodecError(f"cannot encode: nested deeper than {MAX_DEPTH}")
     if kind is list or kind is tuple:
         ordered = True
         items = value
@@ -104,7 +107,7 @@ def _check_encodable(value: Any) -> bool:
         if item_kind is int:
             if not INT_MIN <= item <= INT_MAX:
                 raise CodecError(f"cannot encode: integer {item} is outside the 64-bit range")
-        elif item_kind not in _LEAVES and not _check_encodable(item):
+        elif item_kind not in _LEAVES and not _check_encodable(item, depth + 1):
             ordered = False
     return ordered
 
@@ -156,18 +159,18 @@ _BUILT_IN_TAGS = {number: _tag_refuser(number) for number in
                   (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261, 1004, 55799)}
 
 
-def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
+def decode(data: object, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
     """Decode untrusted ``data``; raise ``CodecError`` unless it is canonical and allowed."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise CodecError(f"expected bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) > limits.max_bytes:
-        raise CodecError(f"encoding is {len(data)} bytes, limit is {limits.max_bytes}")
-    if not data:
+    raw = bytes(data)
+    if len(raw) > limits.max_bytes:
+        raise CodecError(f"encoding is {len(raw)} bytes, limit is {limits.max_bytes}")
+    if not raw:
         raise CodecError("empty input")
     try:
         value = cbor2.loads(
-            data,
+            raw,
             max_depth=limits.max_depth,
             allow_indefinite=False,
             allow_duplicate_keys=False,
@@ -185,7 +188,7 @@ def decode(data: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> Any:
     # Re-encoding must give back exactly ``data``. When every map lists its keys in canonical
     # order, cbor2's plain encoder gives the canonical bytes (see ``encode``) three times faster.
     ordered = _check_value(value, limits)
-    if (cbor2.dumps(value) if ordered else cbor2.dumps(value, canonical=True)) != data:
+    if (cbor2.dumps(value) if ordered else cbor2.dumps(value, canonical=True)) != raw:
         raise CodecError("not the canonical encoding (trailing bytes, unsorted keys, or non-shortest lengths)")
     return value
 
@@ -223,7 +226,7 @@ def _check_value(root: Any, limits: DecodeLimits) -> bool:
                         raise CodecError(f"map key {key!r} is not text")
                 known = _keys_in_canonical_order(value)
             ordered = ordered and known
-            children = value.values()
+            children: Any = value.values()
         else:
             children = value
         items += len(children)

@@ -218,7 +218,7 @@ def _load_claim(state: Overlay | StateReader, claim_id: str) -> dict[str, Any]:
 
 def _version_in_effect(versions: list[dict[str, Any]], date: str) -> dict[str, Any] | None:
     """The schedule version in force on ``date``: the last one effective on or before it."""
-    for entry in reversed(versions):
+    for entry in versions[::-1]:  # not reversed(): mypyc cannot compile it over this list type
         if entry["effective_from"] <= date:
             return entry
     return None
@@ -727,7 +727,6 @@ def _q_deregistration(state: StateReader, params: dict[str, Any], height: int) -
 
 APP = App(
     name="billing",
-    doc=__doc__ or "",
     tx_types=(
         TxType("billing.schedule_publish",
                Record({"version": Int(min=1, max=1_000_000), "effective_from": DATE, "currency": CURRENCY,

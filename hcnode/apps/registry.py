@@ -575,7 +575,6 @@ def _q_admins(state: StateReader, params: dict[str, Any], height: int) -> Any:
 
 APP = App(
     name="registry",
-    doc=__doc__ or "",
     genesis=_genesis,
     tx_types=(
         TxType("registry.propose", Record({"action": ACTION, "expires_in": Optional(Int(min=1, max=1_000_000))}),

@@ -474,7 +474,6 @@ def _q_report(state: StateReader, params: dict[str, Any], height: int) -> Any:
 
 APP = App(
     name="trials",
-    doc=__doc__ or "",
     tx_types=(
         TxType("trials.register",
                Record({"registry_id": TRIAL_ID, "title": Text(max_len=300), "protocol_hash": HASH,

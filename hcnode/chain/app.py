@@ -99,7 +99,6 @@ class App:
     tx_types: Sequence[TxType] = ()
     queries: Sequence[Query] = ()
     genesis: Callable[[Overlay, Any], None] | None = None
-    doc: str = ""
 
 
 @dataclass

@@ -202,7 +202,7 @@ def _added(raw: bytes | None, deltas: dict[str, int]) -> bytes:
     return codec.encode(counters)
 
 
-def read_value(state: StateReader, key: bytes) -> Any:
+def read_value(state: StateReader | Overlay, key: bytes) -> Any:
     raw = state.get(key)
     return None if raw is None else cbor2.loads(raw)
 

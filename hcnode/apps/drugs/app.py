@@ -1108,7 +1108,6 @@ _ITEMS = {"units": UNITS, "containers": CONTAINERS}
 
 APP = App(
     name="drugs",
-    doc=__doc__ or "",
     tx_types=(
         TxType("drugs.product_register", Record({"gtin": GTIN, "name": Text(max_len=128),
                                                  "form": Text(max_len=64), "strength": Text(max_len=64)}),
