@@ -90,8 +90,9 @@ def test_an_observer_follows_serves_rpc_and_relays_a_transaction_that_commits_ex
     outcome = observer.call("tx.wait", timeout=25, tx=submitted["tx"], timeout_ms=20000)
     assert outcome["status"] == "committed" and outcome["receipt"]["status"] == "ok", outcome
     height = outcome["receipt"]["height"]
-    for validator in net.nodes:
-        assert validator.call("tx.get", tx=submitted["tx"])["receipt"]["height"] == height
+    for validator in net.nodes:  # a follower may apply the block just after the observer synced it: wait for it
+        committed = validator.call("tx.wait", timeout=25, tx=submitted["tx"], timeout_ms=20000)
+        assert committed["status"] == "committed" and committed["receipt"]["height"] == height, committed
     assert occurrences_in_chain(leader, submitted["tx"]) == [height]
     assert observer.call("registry.patient", key=patient.public.hex()) == leader.call(
         "registry.patient", key=patient.public.hex())
