@@ -153,9 +153,9 @@ def test_kill_9_leader_during_a_stream_loses_nothing_committed(testnet3: Testnet
         stop.set()
         thread.join(timeout=60)
     assert not errors, errors
-    for node in survivors:
+    for node in survivors:  # the follower may apply the last blocks just after the leader reported them: wait
         for tx_hash, height in committed:
-            status = node.call("tx.get", tx=tx_hash)
+            status = node.call("tx.wait", timeout=25, tx=tx_hash, timeout_ms=20000)
             assert status["status"] == "committed" and status["receipt"]["height"] == height
 
 
