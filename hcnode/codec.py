@@ -87,8 +87,6 @@ def _check_encodable(value: Any, depth: int) -> bool:
     kind = type(value)
     if kind in _LEAVES:
         return True
-    if depth >= MAX_DEPTH and (kind is list or kind is tuple or kind is dict):
-        raise CodecError(f"cannot encode: nested deeper than {MAX_DEPTH}")
     if kind is list or kind is tuple:
         ordered = True
         items = value
@@ -102,6 +100,8 @@ def _check_encodable(value: Any, depth: int) -> bool:
     else:
         raise CodecError(f"cannot encode a {kind.__name__}: only int, bytes, text, list, text-keyed map, "
                          "bool and null are allowed")
+    if depth >= MAX_DEPTH:  # a container, here
+        raise CodecError(f"cannot encode: nested deeper than {MAX_DEPTH}")
     for item in items:
         item_kind = type(item)
         if item_kind is int:
