@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cbor2
 import plyvel
@@ -35,6 +36,56 @@ class StorageError(Exception):
 
 
 RECENT_VALUES = 100_000  # state values kept in memory after a read (a few MB); all are dropped when full
+FILTER_MIN_BITS = 1 << 23  # 1 MB: a store's key filter starts at this size and doubles as state grows
+FILTER_BITS_PER_KEY = 10  # with 7 probes: ~1% of absent keys still go to LevelDB
+_FILTER_PROBES = 7
+_HASH_BITS = (1 << 60) - 1  # keeps the probe arithmetic within machine integers (mypyc)
+
+
+class KeyFilter:
+    """A Bloom filter over state keys: "certainly absent" answered in memory.
+
+    Most keys a claim reads are absent (its duplicate-check index, an encounter, a
+    deregistration); LevelDB answers an absent key by probing every level, so that read
+    grew with the state (x1.85 from 160k to 1.15M claims). The filter answers it in one
+    memory probe at any size. It never answers "absent" for a key it was given (no false
+    negatives), so a read it lets through is exactly a LevelDB read. In memory only:
+    Python's hash is per process, and the store rebuilds the filter when it opens.
+    """
+
+    def __init__(self, expected_keys: int) -> None:
+        bits = FILTER_MIN_BITS
+        while bits < expected_keys * FILTER_BITS_PER_KEY:
+            bits *= 2
+        self.bits = bytearray(bits // 8)
+        self.mask = bits - 1
+        self.capacity = bits // FILTER_BITS_PER_KEY
+        self.count = 0  # distinct keys added (a key whose bits were all set already is not counted)
+
+    def add(self, key: bytes) -> None:
+        h = hash(key) & _HASH_BITS
+        step = (h >> 30) | 1
+        bits, mask, new = self.bits, self.mask, False
+        for _ in range(_FILTER_PROBES):
+            position = h & mask
+            byte, bit = position >> 3, 1 << (position & 7)
+            if not bits[byte] & bit:
+                bits[byte] |= bit
+                new = True
+            h += step
+        if new:
+            self.count += 1
+
+    def may_contain(self, key: bytes) -> bool:
+        h = hash(key) & _HASH_BITS
+        step = (h >> 30) | 1
+        bits, mask = self.bits, self.mask
+        for _ in range(_FILTER_PROBES):
+            position = h & mask
+            if not bits[position >> 3] & (1 << (position & 7)):
+                return False
+            h += step
+        return True
 
 
 def _height(h: int) -> bytes:
@@ -73,15 +124,72 @@ class Store:
         self._recent: dict[bytes, bytes] = {}
         self._commits = 0
         self._recent_lock = threading.Lock()
+        # The key filter (KeyFilter) is built from a snapshot in a thread, so a node with a large state
+        # opens at once; reads go to LevelDB until it is ready. Keys committed meanwhile are kept in
+        # ``_filter_backlog`` and added before it is used. ``_filter_lock`` orders a commit (its keys and
+        # its write) against the moment a build takes its snapshot: every key is in the snapshot or in
+        # the backlog. When the state outgrows the filter a bigger one is built the same way.
+        self._filter: KeyFilter | None = None
+        self._filter_backlog: list[bytes] | None = None
+        self._filter_lock = threading.Lock()
+        self._filter_thread: threading.Thread | None = None
+        self._closing = False
+        self._start_filter_build()
 
     def close(self) -> None:
+        self._closing = True
+        if self._filter_thread is not None:
+            self._filter_thread.join()  # its iterator must not outlive the database
         self.db.close()
+
+    # The key filter
+    def _start_filter_build(self) -> None:
+        if self._filter_thread is not None and self._filter_thread.is_alive():
+            return
+        self._filter_thread = threading.Thread(target=self.build_key_filter, name="key-filter", daemon=True)
+        self._filter_thread.start()
+
+    def build_key_filter(self) -> None:
+        """Build a filter over every state key and start using it (runs in a thread; callable directly)."""
+        snapshot, backlog = self._begin_filter_build()
+        self._finish_filter_build(snapshot, backlog)
+
+    def _begin_filter_build(self) -> tuple[Any, list[bytes]]:
+        with self._filter_lock:
+            backlog: list[bytes] = []
+            self._filter_backlog = backlog
+            return self.db.snapshot(), backlog
+
+    def _finish_filter_build(self, snapshot: Any, backlog: list[bytes]) -> None:
+        try:
+            keys = 0
+            for _ in snapshot.iterator(prefix=b"s/", include_value=False):
+                keys += 1
+                if self._closing:
+                    return
+            current = self._filter
+            built = KeyFilter(max(2 * keys, 0 if current is None else 2 * current.capacity))
+            add = built.add
+            for db_key in snapshot.iterator(prefix=b"s/", include_value=False):
+                add(db_key[2:])
+                if self._closing:
+                    return
+        finally:
+            snapshot.close()
+        with self._filter_lock:
+            for key in backlog:
+                built.add(key)
+            self._filter = built
+            self._filter_backlog = None
 
     # StateReader for the pure cores
     def get(self, key: bytes) -> bytes | None:
         value = self._recent.get(key)
         if value is not None:
             return value
+        key_filter = self._filter
+        if key_filter is not None and not key_filter.may_contain(key):
+            return None
         commits = self._commits
         value = self._get_raw(b"s/" + key)
         if value is not None:
@@ -150,6 +258,29 @@ class Store:
         expected = 0 if self.height is None else self.height + 1
         if header.height != expected:
             raise StorageError(f"block {header.height} does not follow the stored height {self.height}")
+        with self._filter_lock:
+            self._write_block(block, execution, genesis_document, extra)
+        with self._recent_lock:  # after the batch is durable: see __init__
+            self._commits += 1
+            recent = self._recent
+            for key in execution.writes:
+                recent.pop(key, None)
+        key_filter = self._filter
+        if key_filter is not None and key_filter.count > key_filter.capacity:
+            self._start_filter_build()
+
+    def _write_block(self, block: Block, execution: Execution, genesis_document: bytes | None,
+                     extra: dict[bytes, bytes] | None) -> None:
+        """The block's batch; with ``_filter_lock`` held, new keys enter the filter (or the backlog of
+        one being built) before LevelDB holds them, so the filter never calls a stored key absent."""
+        new_keys = [key for key, value in execution.writes.items() if value is not None]
+        if self._filter is not None:
+            add = self._filter.add
+            for key in new_keys:
+                add(key)
+        if self._filter_backlog is not None:
+            self._filter_backlog.extend(new_keys)
+        header = block.header
         block_hash = header.hash
         with self.db.write_batch(transaction=True, sync=True) as batch:
             batch.put(b"b/" + _height(header.height), block.encode())
@@ -183,8 +314,3 @@ class Store:
             batch.put(b"m/height", _height(header.height))
             batch.put(b"m/head", block_hash)
             batch.put(b"m/root", header.state_root)
-        with self._recent_lock:  # after the batch is durable: see __init__
-            self._commits += 1
-            recent = self._recent
-            for key in execution.writes:
-                recent.pop(key, None)

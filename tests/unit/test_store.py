@@ -1,5 +1,6 @@
 """``Store`` on a real LevelDB in a temp dir: the transaction index after blocks that include a hash twice,
-and the recently read state values after blocks that change them."""
+the recently read state values after blocks that change them, and the key filter that answers reads of
+absent keys (never for a stored key: after a reopen, during a build, after it grows)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from hcnode.chain import BlockHeader, Execution, genesis_block, merkle, sign_block
-from hcnode.node.store import Store
+from hcnode.node.store import KeyFilter, Store
 from tests.unit.chainkit import LocalChain, key
 
 
@@ -87,4 +88,66 @@ def test_recent_values_stay_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     commit_writes(store, {b"k%d" % n: b"%d" % n for n in range(25)})
     assert [store.get(b"k%d" % n) for n in range(25)] == [b"%d" % n for n in range(25)]
     assert len(store._recent) <= 10
+    store.close()
+
+
+def test_the_key_filter_never_calls_an_added_key_absent_and_rarely_a_missing_one_present(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hcnode.node.store.FILTER_MIN_BITS", 1 << 16)
+    key_filter = KeyFilter(0)
+    added = [b"billing/day/pt-%d/st-mary/2026-01-01" % n for n in range(key_filter.capacity)]
+    for name in added:
+        key_filter.add(name)
+    assert all(map(key_filter.may_contain, added))
+    assert key_filter.count > 0.99 * len(added)  # distinct keys, minus the few whose bits were all set
+    missing = [b"billing/day/pt-%d/st-mary/2026-01-02" % n for n in range(20_000)]
+    false_positives = sum(map(key_filter.may_contain, missing))
+    assert false_positives < 0.025 * len(missing)  # ~1% at 10 bits per key
+
+
+def filtered_store(path: Path) -> Store:
+    """A store whose key filter, built in a thread at open, is in use."""
+    store = Store(path)
+    assert store._filter_thread is not None
+    store._filter_thread.join()
+    assert store._filter is not None
+    return store
+
+
+def test_a_reopened_store_filters_nothing_it_holds(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    values = {b"k%d" % n: b"%d" % n for n in range(2000)}
+    commit_writes(store, values)
+    commit_writes(store, {b"k7": None})
+    store.close()
+    store = filtered_store(tmp_path / "db")
+    assert [store.get(name) for name in values] == [None if name == b"k7" else value for name, value in values.items()]
+    assert store.get(b"absent") is None
+    store.close()
+
+
+def test_keys_committed_while_the_filter_is_built_are_in_it(tmp_path: Path) -> None:
+    store = filtered_store(tmp_path / "db")
+    commit_writes(store, {b"before": b"1"})
+    snapshot, backlog = store._begin_filter_build()  # the build's snapshot is taken ...
+    commit_writes(store, {b"during": b"2"})  # ... then a block commits before the build ends
+    store._finish_filter_build(snapshot, backlog)
+    store._recent.clear()
+    assert (store.get(b"before"), store.get(b"during")) == (b"1", b"2")
+    store.close()
+
+
+def test_the_filter_is_rebuilt_larger_when_the_state_outgrows_it(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hcnode.node.store.FILTER_MIN_BITS", 1 << 12)
+    store = filtered_store(tmp_path / "db")
+    assert store._filter is not None
+    first = store._filter.capacity
+    for block in range(4):
+        commit_writes(store, {b"b%d-%d" % (block, n): b"v" for n in range(first)})
+    assert store._filter_thread is not None
+    store._filter_thread.join()
+    assert store._filter.capacity > first
+    store._recent.clear()
+    assert all(store.get(b"b%d-%d" % (block, n)) == b"v" for block in range(4) for n in range(first))
     store.close()
