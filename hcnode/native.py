@@ -20,8 +20,9 @@ from pathlib import Path
 
 __all__ = ["COMPILED", "compiled_modules", "stale_builds", "REBUILD"]
 
-# The deterministic cores on the path of every applied transaction. Modules that interpreted code
-# subclasses (chain.errors) or patches in tests stay interpreted; so does everything doing I/O.
+# The deterministic cores on the path of every applied transaction, and the two node modules every
+# transaction passes through (the mempool, and the store's reads and commits). Modules that interpreted
+# code subclasses (chain.errors) or patches in tests stay interpreted; so does the rest of the node.
 COMPILED = (
     "hcnode/codec.py",
     "hcnode/chain/app.py",
@@ -33,6 +34,8 @@ COMPILED = (
     "hcnode/apps/dates.py",
     "hcnode/apps/registry.py",
     "hcnode/apps/billing.py",
+    "hcnode/node/mempool.py",
+    "hcnode/node/store.py",
 )
 
 REBUILD = "rebuild with `HCNODE_MYPYC=1 pip install -e .`, or delete the .so files to run the sources"
@@ -69,7 +72,9 @@ def compiled_modules() -> list[str]:
 
 def describe() -> str:
     """One line for benchmarks and logs: which build runs here."""
-    import hcnode.apps  # noqa: F401  (imports every COMPILED module)
+    import hcnode.apps  # noqa: F401  (imports the compiled cores)
+    import hcnode.node.mempool  # noqa: F401
+    import hcnode.node.store  # noqa: F401
 
     compiled = compiled_modules()
     if not compiled:
