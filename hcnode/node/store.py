@@ -169,9 +169,8 @@ class Store:
                     return
             current = self._filter
             built = KeyFilter(max(2 * keys, 0 if current is None else 2 * current.capacity))
-            add = built.add
             for db_key in snapshot.iterator(prefix=b"s/", include_value=False):
-                add(db_key[2:])
+                built.add(db_key[2:])
                 if self._closing:
                     return
         finally:
@@ -274,10 +273,10 @@ class Store:
         """The block's batch; with ``_filter_lock`` held, new keys enter the filter (or the backlog of
         one being built) before LevelDB holds them, so the filter never calls a stored key absent."""
         new_keys = [key for key, value in execution.writes.items() if value is not None]
-        if self._filter is not None:
-            add = self._filter.add
+        key_filter = self._filter
+        if key_filter is not None:
             for key in new_keys:
-                add(key)
+                key_filter.add(key)  # a method call, not a bound ``add``: compiled, a direct call
         if self._filter_backlog is not None:
             self._filter_backlog.extend(new_keys)
         header = block.header
