@@ -7,10 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import plyvel
 import pytest
 
 from hcnode.chain import BlockHeader, Execution, genesis_block, merkle, sign_block
-from hcnode.node.store import KeyFilter, Store
+from hcnode.node.store import FILTER_SIZE_HINT, KeyFilter, Store
 from tests.unit.chainkit import LocalChain, key
 
 
@@ -102,7 +103,7 @@ def test_the_key_filter_never_calls_an_added_key_absent_and_rarely_a_missing_one
     assert key_filter.count > 0.99 * len(added)  # distinct keys, minus the few whose bits were all set
     missing = [b"billing/day/pt-%d/st-mary/2026-01-02" % n for n in range(20_000)]
     false_positives = sum(map(key_filter.may_contain, missing))
-    assert false_positives < 0.025 * len(missing)  # ~1% at 10 bits per key
+    assert false_positives < 0.03 * len(missing)  # ~1.3% at 10 bits per key
 
 
 def filtered_store(path: Path) -> Store:
@@ -114,13 +115,23 @@ def filtered_store(path: Path) -> Store:
     return store
 
 
-def test_a_reopened_store_filters_nothing_it_holds(tmp_path: Path) -> None:
+@pytest.mark.parametrize("closed_cleanly", [True, False])
+def test_a_reopened_store_filters_nothing_it_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   closed_cleanly: bool) -> None:
+    """After a clean close the filter is sized from the count it left; after a crash (no count) the
+    first pass finds more keys than its filter holds and a second builds one at the size counted."""
+    monkeypatch.setattr("hcnode.node.store.FILTER_MIN_BITS", 1 << 12)  # room for 409 keys
     store = Store(tmp_path / "db")
     values = {b"k%d" % n: b"%d" % n for n in range(2000)}
     commit_writes(store, values)
     commit_writes(store, {b"k7": None})
     store.close()
+    if not closed_cleanly:
+        db = plyvel.DB(str(tmp_path / "db"))
+        db.delete(FILTER_SIZE_HINT)
+        db.close()
     store = filtered_store(tmp_path / "db")
+    assert store._filter is not None and store._filter.capacity >= 2000
     assert [store.get(name) for name in values] == [None if name == b"k7" else value for name, value in values.items()]
     assert store.get(b"absent") is None
     store.close()
