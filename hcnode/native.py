@@ -14,6 +14,7 @@ This module must import nothing outside the standard library: ``setup.py`` reads
 
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
 import sys
 from pathlib import Path
@@ -62,20 +63,21 @@ def stale_builds(root: Path = _ROOT) -> list[str]:
     return stale
 
 
+def _module_names() -> list[str]:
+    return [name.removesuffix(".py").replace("/", ".") for name in COMPILED]
+
+
 def compiled_modules() -> list[str]:
     """The COMPILED modules this process imported from an extension (empty: it runs the sources)."""
-    names = [name.removesuffix(".py").replace("/", ".") for name in COMPILED]
-    return [name for name in names
+    return [name for name in _module_names()
             if (module := sys.modules.get(name)) is not None
             and not str(getattr(module, "__file__", "")).endswith(".py")]
 
 
 def describe() -> str:
-    """One line for benchmarks and logs: which build runs here."""
-    import hcnode.apps  # noqa: F401  (imports the compiled cores)
-    import hcnode.node.mempool  # noqa: F401
-    import hcnode.node.store  # noqa: F401
-
+    """One line for benchmarks and logs: which build runs here (it imports every COMPILED module)."""
+    for name in _module_names():
+        importlib.import_module(name)
     compiled = compiled_modules()
     if not compiled:
         return "pure Python (HCNODE_MYPYC=1 pip install -e . compiles the cores)"

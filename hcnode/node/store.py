@@ -154,11 +154,11 @@ class Store:
     def _start_filter_build(self) -> None:
         if self._filter_thread is not None and self._filter_thread.is_alive():
             return
-        self._filter_thread = threading.Thread(target=self.build_key_filter, name="key-filter", daemon=True)
+        self._filter_thread = threading.Thread(target=self._build_key_filter, name="key-filter", daemon=True)
         self._filter_thread.start()
 
-    def build_key_filter(self) -> None:
-        """Build a filter over every state key and start using it (runs in a thread; callable directly)."""
+    def _build_key_filter(self) -> None:
+        """Build a filter over every state key and start using it (the thread's work; tests run its two halves)."""
         snapshot, backlog = self._begin_filter_build()
         self._finish_filter_build(snapshot, backlog)
 
