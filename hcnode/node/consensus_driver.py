@@ -36,7 +36,7 @@ Ordering, and why:
   count; committed blocks remove their transactions from every mempool.
 - Catch-up: when the leader says our entries are compacted (``Ready.catch_up``),
   or a committed block skips ahead of our head (we missed blocks), we fetch
-  blocks over ``/hcnode/sync/1`` and apply them with the full header/signature/root
+  blocks over ``/hcnode/sync/2`` and apply them with the full header/signature/root
   checks, then tell Raft where the log restarts.
 """
 
@@ -509,12 +509,18 @@ class RaftDriver:
 
     def info(self) -> dict[str, Any]:
         status = self.raw.status() if self.raw is not None else None
+        peer_head = self.p2p.peer_head()
+        if status is not None:
+            lag: int | None = status.commit - status.applied  # committed by Raft, not yet applied here
+        else:  # an observer: behind the highest head a peer reported in block sync (unknown before one did)
+            lag = None if peer_head is None else max(0, peer_head - (self.node.store.height or 0))
         return {
             "role": self.role,
             "term": status.term if status else 0,
             "leader": self.leader,
             "peers": [k for k in self.p2p.connected_keys()],
-            "lag": (status.commit - status.applied) if status else 0,
+            "lag": lag,
+            "peer_head": peer_head,
             "raft_commit": status.commit if status else 0,
             "raft_applied": status.applied if status else 0,
             "bad_raft_messages": self.bad_messages,

@@ -124,7 +124,8 @@ async def run_node(config: Config, *, task_status: Any = trio.TASK_STATUS_IGNORE
             else:
                 p2p = P2PService(key=key, chain_id=config.chain_id, validators=genesis.validators,
                                  params=config.p2p, get_block_bytes=store.block_bytes,
-                                 wait_for_block=lambda height: node.wait_height(height - 1, math.inf))
+                                 wait_for_block=lambda height: node.wait_height(height - 1, math.inf),
+                                 head_height=lambda: -1 if store.height is None else store.height)
                 await nursery.start(p2p.run)
                 await nursery.start(RaftDriver(node, p2p, genesis.validators, config.consensus).run)
             await nursery.start(rpc.serve)

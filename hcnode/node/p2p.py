@@ -2,7 +2,7 @@
 
 Owns: the node's libp2p identity (it IS the validator key), finding peers
 (bootstrap addresses with reconnection, mDNS on a LAN), who may open which
-protocol, the wire form of ``/hcnode/raft/1`` and ``/hcnode/sync/1``, per-peer
+protocol, the wire form of ``/hcnode/raft/1`` and ``/hcnode/sync/2`` (and ``/1``), per-peer
 send queues, and the gossipsub router and topic for transaction batches.
 Must not know: Raft (payloads are opaque bytes), what a block or transaction
 means (they are opaque bytes too; the node verifies them), or the store.
@@ -12,13 +12,15 @@ Protocols (every frame: 4-byte big-endian length + canonical CBOR, see ``framing
     /hcnode/raft/1   one long-lived stream per direction per peer pair; each frame is
                      a CBOR byte string holding one opaque Raft message. Only genesis
                      validators may open it (``validators_only_raft``).
-    /hcnode/sync/1   request/response on a long-lived stream: the requester sends
+    /hcnode/sync/2   request/response on a long-lived stream: the requester sends
                      {"start": h, "count": n} and optionally "wait_ms": w; the server answers
-                     {"blocks": [bytes, ...]}, consecutive blocks from h, stopping at the first
-                     missing height, at ``count`` or before the frame would exceed
-                     ``max_frame_bytes``; or {"error": text}. With ``wait_ms`` and no block h
-                     yet, the server answers as soon as it has one, or after w ms (a long poll:
-                     observers follow the head without polling). Any key may open it.
+                     {"blocks": [bytes, ...], "head": its height}, consecutive blocks from h,
+                     stopping at the first missing height, at ``count`` or before the frame
+                     would exceed ``max_frame_bytes``; or {"error": text}. With ``wait_ms`` and
+                     no block h yet, the server answers as soon as it has one, or after w ms (a
+                     long poll: observers follow the head without polling). Any key may open it.
+    /hcnode/sync/1   the same without "head" in the answer; still served, and spoken to a peer
+                     that offers nothing newer (the head is then unknown).
     gossipsub        topic ``/hcnode/<chain_id>/txs/1``; each message is a CBOR list of
                      byte strings (raw transactions), bounded in count and bytes.
 
@@ -85,14 +87,15 @@ from hcnode.config import P2PParams
 from hcnode.node.framing import FrameError, FrameReader, FrameTruncated, encode_frame
 
 __all__ = [
-    "RAFT_PROTOCOL", "SYNC_PROTOCOL", "P2PService", "PeerRequestError", "peer_id_for_key", "key_for_peer_id",
+    "RAFT_PROTOCOL", "SYNC_PROTOCOL", "SYNC_PROTOCOL_V1", "P2PService", "PeerRequestError", "peer_id_for_key", "key_for_peer_id",
     "tx_topic", "encode_tx_batch", "decode_tx_batch",
 ]
 
 log = logging.getLogger("hcnode.p2p")
 
 RAFT_PROTOCOL = TProtocol("/hcnode/raft/1")
-SYNC_PROTOCOL = TProtocol("/hcnode/sync/1")
+SYNC_PROTOCOL = TProtocol("/hcnode/sync/2")
+SYNC_PROTOCOL_V1 = TProtocol("/hcnode/sync/1")  # answers without "head"
 
 RECONNECT_MIN_S = 0.1
 RECONNECT_MAX_S = 5.0
@@ -238,7 +241,7 @@ class P2PService:
     For the Raft driver:
         ``send(peer_key, payload)``              queue an opaque message (never blocks)
         ``async for peer_key, payload in p2p.raft_inbound``
-        ``await fetch_blocks(peer_key, start, count) -> list[bytes]``
+        ``await fetch_blocks(peer_key, start, count) -> list[bytes]``; ``peer_head()``
         ``await publish_txs(txs)``; ``async for origin_key, txs in p2p.tx_batches``
         ``connected_keys()``, ``listen_addrs()``, ``stats()``
     Peer keys are 33-byte compressed public keys everywhere; libp2p ids stay inside.
@@ -246,9 +249,11 @@ class P2PService:
 
     def __init__(self, *, key: crypto.PrivateKey, chain_id: str, validators: Iterable[bytes], params: P2PParams,
                  get_block_bytes: Callable[[int], bytes | None] | None = None,
-                 wait_for_block: Callable[[int], Awaitable[object]] | None = None) -> None:
+                 wait_for_block: Callable[[int], Awaitable[object]] | None = None,
+                 head_height: Callable[[], int] | None = None) -> None:
         """``get_block_bytes(h)``: the committed block at height h, or None; ``wait_for_block(h)``
-        returns once there is one, at once if there is (it is cancelled at a sync request's ``wait_ms``)."""
+        returns once there is one, at once if there is (it is cancelled at a sync request's ``wait_ms``);
+        ``head_height()``: the height of the last committed block (-1, the default, for none)."""
         self.key = key
         self.public = key.public
         self.chain_id = chain_id
@@ -257,6 +262,8 @@ class P2PService:
         self.topic = tx_topic(chain_id)
         self._get_block_bytes = get_block_bytes or (lambda height: None)
         self._wait_for_block = wait_for_block
+        self._head_height = head_height or (lambda: -1)
+        self._peer_heads: dict[bytes, int] = {}  # the head each peer last reported over sync
         self._key_pair = self._libp2p_key_pair(key)
         self.peer_id = ID.from_pubkey(self._key_pair.public_key)
         self._raft_send, self.raft_inbound = trio.open_memory_channel[tuple[bytes, bytes]](RAFT_INBOUND_FRAMES)
@@ -264,7 +271,7 @@ class P2PService:
             params.gossip_inbound_batches)
         self._links: dict[bytes, _RaftLink] = {}
         self._sync_clients: dict[bytes, _SyncClient] = {}
-        self._sync_streams: dict[ID, int] = {}  # open /hcnode/sync/1 streams served, per peer
+        self._sync_streams: dict[ID, int] = {}  # open sync streams served (either version), per peer
         self._dialing: set[ID] = set()
         self._nursery: trio.Nursery | None = None
         self._host: IHost | None = None
@@ -327,6 +334,7 @@ class P2PService:
         pubsub.set_topic_validator(self.topic, self._gossip_valid, False)
         host.set_stream_handler(RAFT_PROTOCOL, self._on_raft_stream)
         host.set_stream_handler(SYNC_PROTOCOL, self._on_sync_stream)
+        host.set_stream_handler(SYNC_PROTOCOL_V1, self._on_sync_stream)
         with trio.CancelScope(shield=True) as shield:
             try:
                 async with host.run(listen_addrs=[multiaddr.Multiaddr(a) for a in params.listen]):
@@ -505,13 +513,14 @@ class P2PService:
             peerDiscovery.unregister_peer_discovered_handler(self._discovery_handler)
             self._discovery_handler = None
 
-    async def _open_stream(self, key: bytes, protocol: TProtocol) -> INetStream:
+    async def _open_stream(self, key: bytes, protocol: TProtocol, *older: TProtocol) -> INetStream:
+        """A stream speaking ``protocol``, or else the first of ``older`` the peer knows."""
         if self._host is None:
             raise PeerRequestError("the p2p service is not running")
         peer_id = peer_id_for_key(key)
         try:
             with trio.fail_after(self.params.request_timeout_ms / 1000):
-                return await self._host.new_stream(peer_id, [protocol])
+                return await self._host.new_stream(peer_id, [protocol, *older])
         except trio.TooSlowError:
             raise PeerRequestError(f"opening {protocol} to {self._describe(peer_id)}: timed out") from None
         except Exception as exc:  # no connection, no address, protocol refused, ...
@@ -606,7 +615,8 @@ class P2PService:
         Returns consecutive blocks from ``start`` (maybe fewer, maybe none if the
         peer has not got them; with ``wait_ms`` the peer first waits up to that long
         for block ``start``). The bytes are untrusted: the caller decodes and
-        verifies them. Raises PeerRequestError naming the peer on any failure; the
+        verifies them. The head height the peer reports with them is kept for
+        ``peer_head``. Raises PeerRequestError naming the peer on any failure; the
         stream is then reset and the next call opens a new one.
         """
         if start < 0 or count < 1 or not 0 <= wait_ms <= SYNC_MAX_WAIT_MS:
@@ -618,10 +628,11 @@ class P2PService:
         client = self._sync_clients.setdefault(peer_key, _SyncClient())
         async with client.lock:
             if client.stream is None:
-                client.stream = await self._open_stream(peer_key, SYNC_PROTOCOL)
+                client.stream = await self._open_stream(peer_key, SYNC_PROTOCOL, SYNC_PROTOCOL_V1)
                 client.reader = FrameReader(client.stream, self.params.max_frame_bytes)
             stream, reader = client.stream, client.reader
             assert reader is not None
+            protocol = stream.get_protocol() or SYNC_PROTOCOL
             who = self._describe(peer_id_for_key(peer_key))
             try:
                 with trio.fail_after((self.params.request_timeout_ms + wait_ms) / 1000):
@@ -629,37 +640,50 @@ class P2PService:
                     answer = await reader.read_frame()
                 if answer is None:
                     raise FrameError("stream closed before the answer")
-                return self._check_sync_answer(answer, count)
+                blocks, head = self._check_sync_answer(answer, count, with_head=protocol != SYNC_PROTOCOL_V1)
+                if head is not None:
+                    self._peer_heads[peer_key] = head
+                return blocks
             except BaseException as exc:
                 client.stream = client.reader = None
                 with trio.CancelScope(shield=True):
                     await _reset_quietly(stream)
                 if isinstance(exc, trio.TooSlowError):
-                    raise PeerRequestError(f"{SYNC_PROTOCOL} from {who}: no answer in time") from None
+                    raise PeerRequestError(f"{protocol} from {who}: no answer in time") from None
                 if isinstance(exc, Exception):
                     if isinstance(exc, FrameError):
-                        log.warning("p2p: bad %s answer from %s: %s; resetting the stream", SYNC_PROTOCOL, who, exc)
-                    raise PeerRequestError(f"{SYNC_PROTOCOL} from {who}: {exc or type(exc).__name__}") from None
+                        log.warning("p2p: bad %s answer from %s: %s; resetting the stream", protocol, who, exc)
+                    raise PeerRequestError(f"{protocol} from {who}: {exc or type(exc).__name__}") from None
                 raise
 
     @staticmethod
-    def _check_sync_answer(answer: Any, count: int) -> list[bytes]:
+    def _check_sync_answer(answer: Any, count: int, *, with_head: bool) -> tuple[list[bytes], int | None]:
+        """(blocks, the peer's head height: None over ``/hcnode/sync/1``, which does not carry it)."""
         if type(answer) is not dict:
             raise FrameError("answer is not a map")
         if set(answer) == {"error"} and type(answer["error"]) is str:
             raise FrameError(f"peer refused: {answer['error'][:200]}")
-        if set(answer) != {"blocks"} or type(answer["blocks"]) is not list:
-            raise FrameError("answer is not {\"blocks\": [...]}")
+        shape = {"blocks", "head"} if with_head else {"blocks"}
+        if set(answer) != shape or type(answer["blocks"]) is not list:
+            raise FrameError("answer is not {\"blocks\": [...]" + (", \"head\": height}" if with_head else "}"))
         blocks = answer["blocks"]
         if len(blocks) > count or any(type(b) is not bytes or not b for b in blocks):
             raise FrameError(f"answer holds more than {count} blocks or a block that is not bytes")
-        return blocks
+        head = answer.get("head")
+        if with_head and (type(head) is not int or head < -1):
+            raise FrameError("answer's head is not a height (an integer >= -1)")
+        return blocks, head
+
+    def peer_head(self) -> int | None:
+        """The highest head a connected peer reported with its last sync answer (None: no answer yet)."""
+        connected = set(self.connected_keys())
+        return max((h for key, h in self._peer_heads.items() if key in connected), default=None)
 
     async def _on_sync_stream(self, stream: INetStream) -> None:
         peer_id = stream.muxed_conn.peer_id
         if self._sync_streams.get(peer_id, 0) >= SYNC_STREAMS_PER_PEER:
-            log.warning("p2p: %s opened more than %d %s streams; resetting the new one", self._describe(peer_id),
-                        SYNC_STREAMS_PER_PEER, SYNC_PROTOCOL)
+            log.warning("p2p: %s opened more than %d sync streams; resetting the new one", self._describe(peer_id),
+                        SYNC_STREAMS_PER_PEER)
             await _reset_quietly(stream)
             return
         self._sync_streams[peer_id] = self._sync_streams.get(peer_id, 0) + 1
@@ -671,6 +695,7 @@ class P2PService:
                 del self._sync_streams[peer_id]
 
     async def _serve_sync(self, stream: INetStream, peer_id: ID) -> None:
+        protocol = stream.get_protocol() or SYNC_PROTOCOL
         reader = FrameReader(stream, self.params.max_frame_bytes, max_items=8)
         try:
             while True:
@@ -678,13 +703,15 @@ class P2PService:
                 if request is None:
                     break
                 answer = await self._answer_sync(request)
+                if protocol != SYNC_PROTOCOL_V1 and "blocks" in answer:
+                    answer["head"] = self._head_height()  # read after the blocks: never below the last one
                 await stream.write(encode_frame(answer, self.params.max_frame_bytes))
         except FrameError as exc:
-            log.warning("p2p: bad %s request from %s: %s; resetting the stream", SYNC_PROTOCOL,
+            log.warning("p2p: bad %s request from %s: %s; resetting the stream", protocol,
                         self._describe(peer_id), exc)
             await _reset_quietly(stream)
         except Exception as exc:
-            log.info("p2p: %s stream from %s ended: %s", SYNC_PROTOCOL, self._describe(peer_id),
+            log.info("p2p: %s stream from %s ended: %s", protocol, self._describe(peer_id),
                      exc or type(exc).__name__)
             await _reset_quietly(stream)
 

@@ -45,7 +45,8 @@ class Cluster:
                     **params: object) -> P2PService:
         service = P2PService(key=key, chain_id=CHAIN_ID, validators=validators, params=make_params(**params),
                              get_block_bytes=(blocks if blocks is not None else {}).get,
-                             wait_for_block=wait_for_block)
+                             wait_for_block=wait_for_block,
+                             head_height=lambda: max(blocks or {}, default=-1))
         scope = trio.CancelScope()
         self.scopes[key.public] = scope
 

@@ -79,6 +79,8 @@ def test_an_observer_follows_serves_rpc_and_relays_a_transaction_that_commits_ex
     info = observer.info()
     assert info is not None and info["role"] == "observer" and not info["halted"]
     assert set(info["peers"]) == {node_public(v) for v in net.nodes}
+    # Its lag is measured against the head the validators report in block sync (/hcnode/sync/2).
+    assert info["peer_head"] == info["height"] == leader.call("block.head")["height"] and info["lag"] == 0
     assert observer.call("block.head") == leader.call("block.head")
     assert observer.call("registry.orgs") == leader.call("registry.orgs")
 

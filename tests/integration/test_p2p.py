@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from hcnode import codec
-from hcnode.node.framing import encode_frame
+from hcnode.node.framing import FrameReader, encode_frame
 from libp2p.abc import INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamError
@@ -26,7 +26,9 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as GOSSIPSUB_V11
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils.varint import read_varint_prefixed_bytes_limited
 
-from hcnode.node.p2p import RAFT_PROTOCOL, SYNC_PROTOCOL, PeerRequestError, key_for_peer_id, peer_id_for_key
+from hcnode.node.p2p import (
+    RAFT_PROTOCOL, SYNC_PROTOCOL, SYNC_PROTOCOL_V1, PeerRequestError, key_for_peer_id, peer_id_for_key,
+)
 from tests.integration.p2pkit import cluster, keys, wait_until
 
 pytestmark = pytest.mark.filterwarnings("error::ResourceWarning")
@@ -80,12 +82,52 @@ async def test_sync_fetch_returns_the_providers_blocks() -> None:
         assert await b.fetch_blocks(a.public, 3, 5) == [BLOCKS[h] for h in range(3, 8)]
         assert await b.fetch_blocks(a.public, 18, 10) == [BLOCKS[18], BLOCKS[19]]
         assert await b.fetch_blocks(a.public, 50, 10) == []
+        assert b.peer_head() == 19  # /hcnode/sync/2 answers carry the server's head, with or without blocks
         # One long-lived stream: many requests in a row, and concurrent callers queue on it.
         results: list[list[bytes]] = []
         async with trio.open_nursery() as n:
             for h in range(10):
                 n.start_soon(lambda h=h: _append(results, b.fetch_blocks(a.public, h, 1)))
         assert sorted(r[0] for r in results) == sorted(BLOCKS[h] for h in range(10))
+
+
+async def test_sync_1_is_still_served_and_spoken_to_a_peer_that_offers_nothing_newer() -> None:
+    """/hcnode/sync/2 added the server's head to the answer. A requester that speaks only /1 gets the
+    old answer; a server that serves only /1 is still fetched from, its head then unknown."""
+    async with cluster() as c:
+        a, b = await c.start_pair(blocks=BLOCKS)
+        assert b._host is not None and a._host is not None
+        for protocol, expected in ((SYNC_PROTOCOL_V1, {"blocks": [BLOCKS[2]]}),
+                                   (SYNC_PROTOCOL, {"blocks": [BLOCKS[2]], "head": 19})):
+            raw = await b._host.new_stream(a.peer_id, [protocol])
+            await raw.write(encode_frame({"start": 2, "count": 1}, 1 << 20))
+            assert await FrameReader(raw, 1 << 20).read_frame() == expected
+            await raw.close()
+
+        a._host.get_mux().remove_handler(SYNC_PROTOCOL)  # a is now an older node
+        c2 = await c.start(keys(3)[2], [a.public, b.public], bootstrap=tuple(a.listen_addrs()))
+        await wait_until(lambda: a.public in c2.connected_keys(), what="a new requester connected")
+        assert await c2.fetch_blocks(a.public, 18, 5) == [BLOCKS[18], BLOCKS[19]]
+        assert c2.peer_head() is None
+
+
+@pytest.mark.parametrize("answer", [{"blocks": []}, {"blocks": [], "head": "19"}, {"blocks": [], "head": -2},
+                                    {"blocks": [], "head": 19, "term": 3}],
+                         ids=["no_head", "head_not_int", "head_below_-1", "unknown_key"])
+async def test_a_sync_answer_without_a_valid_head_is_refused(answer: dict[str, object],
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A server that negotiated /hcnode/sync/2 must say its head, as a height."""
+    async def serve(stream: INetStream) -> None:
+        await FrameReader(stream, 1 << 20).read_frame()
+        await stream.write(encode_frame(answer, 1 << 20))
+
+    async with cluster() as c:
+        a, b = await c.start_pair(blocks=BLOCKS)
+        assert a._host is not None
+        a._host.set_stream_handler(SYNC_PROTOCOL, serve)  # a server that breaks the rule
+        with caplog.at_level(logging.WARNING, logger="hcnode"), pytest.raises(PeerRequestError):
+            await b.fetch_blocks(a.public, 0, 1)
+        assert "bad /hcnode/sync/2 answer" in caplog.text and b.peer_head() is None
 
 
 async def _append(results: list, awaitable) -> None:  # type: ignore[no-untyped-def]
@@ -157,7 +199,7 @@ async def test_a_peer_may_hold_only_a_few_sync_streams_at_once(caplog: pytest.Lo
                 await fifth.write(request)
                 if not await fifth.read(1):
                     raise ConnectionError("closed without an answer")
-        assert any("opened more than 4 /hcnode/sync/1 streams" in r.getMessage() for r in caplog.records)
+        assert any("opened more than 4 sync streams" in r.getMessage() for r in caplog.records)
         assert len(waiting) == 4
         await streams[0].reset()
         await wait_until(lambda: sum(a._sync_streams.values()) == 3, what="the server to drop the closed stream")
@@ -230,7 +272,7 @@ async def test_a_bad_sync_request_resets_that_stream_and_the_server_goes_on(
         assert b._host is not None
         raw = await b._host.new_stream(a.peer_id, [SYNC_PROTOCOL])
         await raw.write(encode_frame(request_, 1 << 20))
-        await wait_until(lambda: "bad /hcnode/sync/1 request" in caplog.text, what="the log line")
+        await wait_until(lambda: "bad /hcnode/sync/2 request" in caplog.text, what="the log line")
         assert await b.fetch_blocks(a.public, 0, 1) == [BLOCKS[0]]
 
 
