@@ -50,7 +50,7 @@ def valid(validator, data: bytes, rule: str) -> bool:  # type: ignore[no-untyped
 def test_the_p2p_cddl_parses_with_pycddl() -> None:
     import pycddl
 
-    pycddl.Schema("root = raft-frame / sync-request / sync-response / tx-batch\n" + schema())
+    pycddl.Schema("root = raft-frame / sync-request / sync-response / sync-response-v1 / tx-batch\n" + schema())
 
 
 @pytest.mark.parametrize("kind", list(MessageType), ids=lambda t: t.value)
@@ -75,9 +75,16 @@ def test_sync_requests_and_answers_match(validator, chain) -> None:  # type: ign
     assert valid(validator, codec.encode({"start": 1, "count": 64}), "sync-request")
     assert not valid(validator, codec.encode({"start": 1, "count": 0}), "sync-request")
     assert not valid(validator, codec.encode({"start": -1, "count": 1}), "sync-request")
-    assert valid(validator, codec.encode({"blocks": [b.encode() for b in chain.blocks]}), "sync-response")
-    assert valid(validator, codec.encode({"blocks": []}), "sync-response")
-    assert valid(validator, codec.encode({"error": "internal error reading blocks"}), "sync-response")
+    blocks = [b.encode() for b in chain.blocks]
+    head = len(blocks) - 1
+    assert valid(validator, codec.encode({"blocks": blocks, "head": head}), "sync-response")
+    assert valid(validator, codec.encode({"blocks": [], "head": -1}), "sync-response")
+    assert not valid(validator, codec.encode({"blocks": blocks}), "sync-response")  # /2 answers carry the head
+    assert not valid(validator, codec.encode({"blocks": [], "head": -2}), "sync-response")
+    assert valid(validator, codec.encode({"blocks": blocks}), "sync-response-v1")
+    assert not valid(validator, codec.encode({"blocks": blocks, "head": head}), "sync-response-v1")
+    for rule in ("sync-response", "sync-response-v1"):
+        assert valid(validator, codec.encode({"error": "internal error reading blocks"}), rule)
 
 
 def test_a_gossip_batch_matches_tx_batch(validator, chain) -> None:  # type: ignore[no-untyped-def]
