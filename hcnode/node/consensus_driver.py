@@ -349,7 +349,7 @@ class RaftDriver:
                             self.node.head.height + 1, IN_FLIGHT_TIMEOUT_S)
                 self._drop_pending()
                 continue
-            await self.node.wait_for_block()
+            await self.node.wait_for_block(at_once_if_idle=True)
             if self.role != "leader":
                 continue
             built = await self.node.build_block()

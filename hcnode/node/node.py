@@ -4,7 +4,8 @@ Owns: the order of I/O around the pure cores. A transaction is checked
 statelessly once at admission (its decoded ``Tx`` is kept, so the signature is
 verified once per node), waits in the mempool, and goes into a block when
 ``max_txs`` or ``max_bytes`` is reached or ``interval_ms`` has passed since the
-first pending transaction. The block is executed, signed, written to LevelDB in
+first pending transaction (a Raft leader with no block pending builds at once:
+see ``wait_for_block``). The block is executed, signed, written to LevelDB in
 one synced batch, and only then are its receipts visible and waiters woken:
 nothing is reported committed before it is durable.
 
@@ -283,11 +284,19 @@ class Node:
             await self.wait_for_block()
             await self._produce()
 
-    async def wait_for_block(self) -> None:
-        """Sleep until unbuilt transactions fill a block, or ``interval_ms`` after the first of them arrived."""
+    async def wait_for_block(self, *, at_once_if_idle: bool = False) -> None:
+        """Sleep until unbuilt transactions fill a block, or ``interval_ms`` after the first of them arrived.
+
+        ``at_once_if_idle`` (the Raft leader): with no block pending, build as soon as there is a
+        transaction. Waiting gathers nothing then that would not gather anyway: transactions that
+        arrive while a block replicates wait for it, which batches them under load, and an idle
+        cluster answers a lone batch ``interval_ms`` sooner (a third of a 100-tx batch's latency).
+        """
         while self._unbuilt_txs() <= 0:
             self._work = trio.Event()
             await self._work.wait()
+        if at_once_if_idle and not self._pending:
+            return
         deadline = (self._pending_since or trio.current_time()) + self.config.block.interval_ms / 1000
         with trio.move_on_at(deadline):
             while not self._block_full():

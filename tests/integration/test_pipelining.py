@@ -11,6 +11,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
+import trio
+
 from hcnode import crypto
 from hcnode.apps import default_apps
 from hcnode.chain import BlockHeader, BlockInfo, build_tx, execute, sign_block
@@ -96,5 +99,28 @@ async def test_another_block_taking_the_height_drops_every_pending_block():
         rebuilt = await node.build_block()
         assert rebuilt is not None and rebuilt.block.header.prev_hash == other.hash
         assert carol_tx in rebuilt.result.tx_hashes and len(rebuilt.block.txs) == 2
+    finally:
+        node.store.close()
+
+
+async def test_an_idle_leader_builds_at_once_and_a_busy_one_gathers_for_the_interval(autojump_clock):
+    """With no block pending, waiting ``interval_ms`` would only add latency: the Raft leader builds at
+    once. While a block is pending, transactions gather for the interval as before (that batches them
+    under load), and a lone validator (no Raft, no flag) always gathers. Virtual time: no real waiting."""
+    [node] = make_nodes(1)
+    interval = node.config.block.interval_ms / 1000
+    try:
+        register(node, crypto.PrivateKey.generate())
+        started = trio.current_time()
+        await node.wait_for_block(at_once_if_idle=True)
+        assert trio.current_time() == started, "idle: built at once"
+        await node.wait_for_block()
+        assert trio.current_time() - started == pytest.approx(interval), "the lone validator gathers for interval_ms"
+
+        assert await node.build_block() is not None and node.pending_blocks == 1
+        register(node, crypto.PrivateKey.generate())
+        arrived = trio.current_time()
+        await node.wait_for_block(at_once_if_idle=True)
+        assert trio.current_time() - arrived == pytest.approx(interval), "a block is pending: the next one gathers"
     finally:
         node.store.close()
