@@ -22,22 +22,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import cbor2
 
 __all__ = ["CodecError", "DecodeLimits", "DEFAULT_LIMITS", "encode", "decode", "sha256", "hash_value", "head",
            "MAJOR_BYTES", "MAJOR_ARRAY"]
 
-INT_MIN = -(2**64)
-INT_MAX = 2**64 - 1
+INT_MIN: Final = -(2**64)
+INT_MAX: Final = 2**64 - 1
 
 
 class CodecError(ValueError):
     """Bytes that are not the canonical encoding of an allowed value."""
 
 
-MAX_DEPTH = 64
+MAX_DEPTH: Final = 64
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def encode(value: Any) -> bytes:
         raise CodecError(f"cannot encode: {exc}") from None
 
 
-_LEAVES = frozenset((str, bytes, bool, type(None)))
+_LEAVES: Final = frozenset((str, bytes, bool, type(None)))
 
 
 def _check_encodable(value: Any, depth: int) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import cbor2
 
@@ -57,7 +57,7 @@ class MemoryState:
                 self.data[key] = value
 
 
-_UNSEEN: Any = object()  # a key BlockReadCache has not read yet (None is a read that found nothing)
+_UNSEEN: Final[Any] = object()  # a key BlockReadCache has not read yet (None is a read that found nothing)
 
 
 class BlockReadCache:
@@ -214,9 +214,9 @@ def peek_value(state: StateReader | Overlay, key: bytes) -> Any:
     return read_value(state, key)
 
 
-_ROOT_DOMAIN = "hcnode-state/1"
-_PAIR = b"\x82"  # the head of a [key, value] pair
-_NULL = b"\xf6"
+_ROOT_DOMAIN: Final = "hcnode-state/1"
+_PAIR: Final = b"\x82"  # the head of a [key, value] pair
+_NULL: Final = b"\xf6"
 
 
 def next_state_root(previous: bytes, writes: dict[bytes, bytes | None]) -> bytes:

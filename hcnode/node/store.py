@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import cbor2
 import plyvel
@@ -38,9 +38,9 @@ class StorageError(Exception):
 RECENT_VALUES = 100_000  # state values kept in memory after a read (a few MB); all are dropped when full
 FILTER_MIN_BITS = 1 << 23  # 1 MB: a store's key filter starts at this size and doubles as state grows
 FILTER_BITS_PER_KEY = 10  # with 6 probes in one cache line: ~1.3% of absent keys still go to LevelDB
-_FILTER_PROBES = 6
+_FILTER_PROBES: Final = 6
 FILTER_SIZE_HINT = b"m/filter-keys"  # the key filter's count when the store last closed
-_HASH_BITS = (1 << 60) - 1  # keeps the probe arithmetic within machine integers (mypyc)
+_HASH_BITS: Final = (1 << 60) - 1  # keeps the probe arithmetic within machine integers (mypyc)
 
 
 class KeyFilter:
