@@ -20,17 +20,23 @@ from hcnode.node.verifier import Verifier
 from .test_pipelining import make_nodes
 
 class _CountingVerifier(Verifier):
-    """The real verifier process; counts what it checks and says when a check is under way."""
+    """The real verifier process; counts what it checks, says when a check is under way and, given
+    ``answer_after``, holds its first answer until that event (to order it after a block's apply)."""
 
     def __init__(self, node: Node) -> None:
         super().__init__(node.chain_id, node.config.limits.max_tx_bytes, 1)
         self.checked = 0
         self.started = trio.Event()
+        self.answer_after: trio.Event | None = None
 
     async def check(self, raws: list[bytes]) -> list:  # type: ignore[type-arg]
         self.checked += len(raws)
         self.started.set()
-        return await super().check(raws)
+        verdicts = await super().check(raws)
+        if self.answer_after is not None:
+            await self.answer_after.wait()
+            self.answer_after = None
+        return verdicts
 
 
 def _registrations(node: Node, count: int) -> list[bytes]:
@@ -95,6 +101,9 @@ async def test_a_block_of_transactions_still_waiting_for_the_verifier_checks_the
     first_chunk = _registrations(leader, VERIFY_CHUNK)
     later = _registrations(leader, 44)
     verifier = follower.verifier = _CountingVerifier(follower)
+    # On a busy machine the first chunk's check could finish while the block is still applying; the 44
+    # would then be reported "pending" (true, but not what this test is about): answer after the apply.
+    applied = verifier.answer_after = trio.Event()
     try:
         await verifier.start()
         block = await _leader_block(leader, later)  # only transactions of the batch's second chunk
@@ -106,6 +115,7 @@ async def test_a_block_of_transactions_still_waiting_for_the_verifier_checks_the
             nursery.start_soon(gossip)
             await verifier.started.wait()  # the first chunk is in the verifier; the block does not wait for it
             assert await follower.apply_committed(block, {}) == "applied"
+            applied.set()
 
         assert checked_in_execute[0] == 44 and verifier.checked == VERIFY_CHUNK, "checked twice, or not at all"
         statuses = [o if isinstance(o, Rejected) else o[1] for o in outcomes]
