@@ -114,8 +114,10 @@ async def test_a_block_of_transactions_still_waiting_for_the_verifier_checks_the
                 outcomes.extend(await follower.submit_many(first_chunk + later, relay=False))
             nursery.start_soon(gossip)
             await verifier.started.wait()  # the first chunk is in the verifier; the block does not wait for it
-            assert await follower.apply_committed(block, {}) == "applied"
-            applied.set()
+            try:
+                assert await follower.apply_committed(block, {}) == "applied"
+            finally:
+                applied.set()  # also when the apply fails: the gossip task must not wait for ever
 
         assert checked_in_execute[0] == 44 and verifier.checked == VERIFY_CHUNK, "checked twice, or not at all"
         statuses = [o if isinstance(o, Rejected) else o[1] for o in outcomes]
