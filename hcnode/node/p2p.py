@@ -188,6 +188,26 @@ class PeerRequestError(Exception):
     """A request to a peer failed (unreachable, timed out, reset, or a bad answer); the message names the peer."""
 
 
+class FloodPublishGossipSub(GossipSub):
+    """Gossipsub that sends the messages this node publishes to every subscribed peer.
+
+    The library sends a publish only to the topic's mesh, which is empty until a heartbeat
+    or a GRAFT adds the peer: a batch published in the moments after a peer (re)connects
+    reached nobody, and gossip never repairs it (IHAVE goes only to peers outside the mesh).
+    go-libp2p floods own publishes by default for the same reason; in a consortium of a few
+    dozen nodes the cost is a handful of extra copies. Forwarding is unchanged (mesh only).
+    """
+
+    def _get_peers_to_send(self, topic_ids: Iterable[str], msg_forwarder: ID, origin: ID,
+                           msg_id: bytes | None = None) -> Iterable[ID]:
+        topics = list(topic_ids)
+        peers = set(super()._get_peers_to_send(topics, msg_forwarder, origin, msg_id))
+        if self.pubsub is not None and origin == self.pubsub.my_id:
+            for topic in topics:
+                peers.update(self.pubsub.peer_topics.get(topic, ()))
+            peers.discard(origin)
+        return peers
+
 @dataclass
 class _RaftLink:
     """One peer's bounded outbound queue of encoded Raft frames and the task that writes them."""
@@ -380,9 +400,10 @@ class P2PService:
         spam protection kept on but at ``gossip_max_msgs_per_s`` per forwarding peer
         and topic (the default 10/s silently drops a busy node's batches, and counts our
         own publishes too); no peer exchange, no adaptive gossip and no IP-diversity
-        (eclipse) protection: peers are known consortium members, often on one host.
+        (eclipse) protection: peers are known consortium members, often on one host;
+        flood publishing of our own batches (see ``FloodPublishGossipSub``).
         """
-        return GossipSub(
+        return FloodPublishGossipSub(
             protocols=[GOSSIPSUB_V11, GOSSIPSUB_V10],
             degree=6,
             degree_low=4,

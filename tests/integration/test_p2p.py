@@ -23,6 +23,7 @@ from libp2p.abc import INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamError
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as GOSSIPSUB_V11
+from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils.varint import read_varint_prefixed_bytes_limited
 
@@ -325,6 +326,25 @@ async def test_a_garbage_gossip_message_is_rejected_and_not_delivered(caplog: py
         # validation of the two bad messages may finish after the good one is delivered
         await wait_until(lambda: b.gossip_rejected == 2, what="both bad messages rejected")
         assert "rejected a tx batch forwarded by validator" in caplog.text
+
+
+async def test_a_batch_published_before_the_mesh_forms_still_reaches_every_subscribed_peer() -> None:
+    # The library sends a publish to the topic's mesh only; right after a peer (re)connects the
+    # mesh can be empty (the GRAFT or heartbeat not yet processed) and the batch reached nobody.
+    a_key, b_key = keys(2)
+    validators = [a_key.public, b_key.public]
+    async with cluster() as c:
+        a = await c.start(a_key, validators)
+        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
+        await wait_until(lambda: a._pubsub is not None and len(a._pubsub.peer_topics.get(a.topic, ())) == 1,
+                         what="b subscribed")
+        assert a._pubsub is not None
+        router = a._pubsub.router
+        assert isinstance(router, GossipSub)
+        router.mesh[a.topic] = set()  # as before the first heartbeat or GRAFT
+        await a.publish_txs([b"early"])
+        with trio.fail_after(10):
+            assert await b.tx_batches.receive() == (a_key.public, [b"early"])
 
 
 async def test_an_undecodable_gossipsub_rpc_drops_that_peer_and_the_node_goes_on(
