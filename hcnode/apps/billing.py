@@ -360,11 +360,11 @@ class _Flags:
 
     def __init__(self, ctx: TxContext) -> None:
         self.ctx = ctx
-        self.found: list[dict[str, Any]] = []
+        self.found: list[list[Any]] = []  # [name, details]: as the claim record stores a flag (_pack_claim)
 
     def add(self, name: str, **details: Any) -> None:
         self.ctx.flag(name, **details)
-        self.found.append({"flag": name, **details})
+        self.found.append([name, details])
 
 
 def _check_encounter(ctx: TxContext, payload: dict[str, Any], provider: str, flags: _Flags) -> None:
@@ -485,25 +485,24 @@ def _claim_submit(ctx: TxContext, payload: dict[str, Any]) -> None:
         after = sorted({i["date_of_service"] for i in items if i["date_of_service"] > deregistered["date"]})
         if after:
             flags.add("billed_after_deregistration", deregistered=deregistered["date"], dates_of_service=after)
-    lines = [{**item, "net": item["quantity"] * item["unit_price"]} for item in sorted(items, key=_SEQUENCE)]
-    total = sum(line["net"] for line in lines)
-    claim: dict[str, Any] = {
-        "id": claim_id, "status": "submitted", "provider": provider, "submitted_by": member["id"],
-        "payer": payer, "patient": patient, "encounter": payload.get("encounter"), "currency": currency,
-        "diagnoses": payload["diagnoses"], "items": lines, "total": total, "allowed": None, "paid": 0,
-        "flags": flags.found, "excess_over_schedule": excess, "height": ctx.block.height, "date": today,
-        "disputes": [], "history": [{"by": member["id"], "action": "submitted", "height": ctx.block.height}],
-    }
-    _save_claim(ctx.state, claim)
+    # The record is built packed (CLAIM_LAYOUT, ITEM_LAYOUT: what _pack_claim makes of a claim), not as
+    # a claim to be packed: every claim in the chain passes here once.
+    lines = [[item["sequence"], item["code"], item["quantity"], item["unit_price"], item["date_of_service"],
+              item["quantity"] * item["unit_price"]] for item in sorted(items, key=_SEQUENCE)]
+    total = sum(line[5] for line in lines)
+    height = ctx.block.height
+    ctx.state.put_value(_k("claim", claim_id), [
+        claim_id, "submitted", provider, member["id"], payer, patient, payload.get("encounter"), currency,
+        payload["diagnoses"], lines, total, None, 0, excess, flags.found, height, today, [],
+        [{"by": member["id"], "action": "submitted", "height": height}], None])
     ctx.state.put(_k("patient", patient, claim_id), b"")
     changes = {"claims": 1, "billed": total}
     if flags.found:
         changes.update(flagged_claims=1, flagged_billed=total, above_schedule_excess=excess)
-        for name in {f["flag"] for f in flags.found}:
+        for name in ctx.flags:
             changes["flag:" + name] = 1
-    _bump_totals(ctx.state, claim, **changes)
-    ctx.emit("billing.claim_submitted", claim=claim_id, flags=sorted({f["flag"] for f in flags.found}), total=total,
-             currency=currency)
+    _bump_totals(ctx.state, {"provider": provider, "payer": payer, "currency": currency}, **changes)
+    ctx.emit("billing.claim_submitted", claim=claim_id, flags=sorted(ctx.flags), total=total, currency=currency)
 
 
 # --- adjudication, payment, disputes ----------------------------------------------------------------------------
