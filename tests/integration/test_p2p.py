@@ -331,11 +331,8 @@ async def test_a_garbage_gossip_message_is_rejected_and_not_delivered(caplog: py
 async def test_a_batch_published_before_the_mesh_forms_still_reaches_every_subscribed_peer() -> None:
     # The library sends a publish to the topic's mesh only; right after a peer (re)connects the
     # mesh can be empty (the GRAFT or heartbeat not yet processed) and the batch reached nobody.
-    a_key, b_key = keys(2)
-    validators = [a_key.public, b_key.public]
     async with cluster() as c:
-        a = await c.start(a_key, validators)
-        b = await c.start(b_key, validators, bootstrap=tuple(a.listen_addrs()))
+        a, b = await c.start_pair()
         await wait_until(lambda: a._pubsub is not None and len(a._pubsub.peer_topics.get(a.topic, ())) == 1,
                          what="b subscribed")
         assert a._pubsub is not None
@@ -344,7 +341,7 @@ async def test_a_batch_published_before_the_mesh_forms_still_reaches_every_subsc
         router.mesh[a.topic] = set()  # as before the first heartbeat or GRAFT
         await a.publish_txs([b"early"])
         with trio.fail_after(10):
-            assert await b.tx_batches.receive() == (a_key.public, [b"early"])
+            assert await b.tx_batches.receive() == (a.public, [b"early"])
 
 
 async def test_an_undecodable_gossipsub_rpc_drops_that_peer_and_the_node_goes_on(
