@@ -25,8 +25,7 @@ block h+1 while h replicates. Committing the first pending block reuses its
 execution; if any other block is committed instead, every pending block was
 built on a head that no longer is, and all are dropped (Raft skips them as stale
 on every node alike). Transaction execution reads state by key only (no scans),
-which is what makes an overlay of pending writes a faithful base. The only
-validator (``run``) pipelines the same way: it builds block h+1 while h is written.
+which is what makes an overlay of pending writes a faithful base.
 """
 
 from __future__ import annotations
@@ -280,27 +279,10 @@ class Node:
     # --- production and commit -----------------------------------------------------------------
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """The only validator's producer: builds block h+1 while block h is written (see the module notes).
-
-        The LevelDB write of a block (the memtable inserts and the sync) runs without the GIL, so
-        executing the next block meanwhile uses time the producer otherwise spent waiting. At most
-        one built block waits behind the one being written: a hand-off without a buffer."""
-        built_send, built_receive = trio.open_memory_channel[PendingBlock](0)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._commit_built, built_receive)
-            task_status.started()
-            async with built_send:
-                while True:
-                    await self.wait_for_block()
-                    built = await self.build_block()
-                    if built is not None:
-                        await built_send.send(built)
-
-    async def _commit_built(self, built_receive: trio.MemoryReceiveChannel[PendingBlock]) -> None:
-        async with built_receive:
-            async for built in built_receive:
-                await self.commit(built.block, built.result)
-                self._log_block(built.block, built.result)
+        task_status.started()
+        while True:
+            await self.wait_for_block()
+            await self._produce()
 
     async def wait_for_block(self, *, at_once_if_idle: bool = False) -> None:
         """Sleep until unbuilt transactions fill a block, or ``interval_ms`` after the first of them arrived.
@@ -320,6 +302,13 @@ class Node:
             while not self._block_full():
                 self._work = trio.Event()
                 await self._work.wait()
+
+    async def _produce(self) -> None:
+        built = await self.build_block()
+        if built is None:
+            return
+        await self.commit(built.block, built.result)
+        self._log_block(built.block, built.result)
 
     @property
     def pending_blocks(self) -> int:

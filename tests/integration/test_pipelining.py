@@ -9,9 +9,7 @@ block taking the height drops every pending block.
 from __future__ import annotations
 
 import tempfile
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
@@ -27,15 +25,13 @@ from hcnode.node.store import Store
 from .conftest import DevNode
 
 
-def make_nodes(count: int, first_store: Any = Store) -> list[Node]:
-    """``count`` nodes of one dev chain (same config, key and genesis), each on its own fresh store
-    (the first one's of type ``first_store``)."""
+def make_nodes(count: int) -> list[Node]:
+    """``count`` nodes of one dev chain (same config, key and genesis), each on its own fresh store."""
     workdir = Path(tempfile.mkdtemp(prefix="hcp", dir="/tmp"))
     config = load_config(DevNode(workdir).config_path)
     key = load_node_key(config, create=True)
     genesis = resolve_genesis(config, key, announce=lambda m: None)
-    return [Node(config, default_apps(), key, genesis, (first_store if n == 0 else Store)(workdir / f"db-{n}"))
-            for n in range(count)]
+    return [Node(config, default_apps(), key, genesis, Store(workdir / f"db-{n}")) for n in range(count)]
 
 
 def register(node: Node, patient: crypto.PrivateKey, nonce: int = 0) -> bytes:
@@ -128,63 +124,3 @@ async def test_an_idle_leader_builds_at_once_and_a_busy_one_gathers_for_the_inte
         assert trio.current_time() - arrived == pytest.approx(interval), "a block is pending: the next one gathers"
     finally:
         node.store.close()
-
-
-class GatedStore:
-    """A real store whose write of block 1 waits until the test opens the gate (a wrapper: the
-    compiled ``Store`` cannot be subclassed from Python)."""
-
-    def __init__(self, path: Path) -> None:
-        self.store = Store(path)
-        self.gate = threading.Event()
-        self.writing = threading.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-    def commit_block(self, block: Any, execution: Any, genesis_document: bytes | None = None,
-                     extra: dict[bytes, bytes] | None = None) -> None:
-        if block.header.height == 1:
-            self.writing.set()
-            self.gate.wait(timeout=30)
-        self.store.commit_block(block, execution, genesis_document, extra)
-
-
-async def test_the_only_validator_executes_the_next_block_while_the_last_one_is_written():
-    node, follower = make_nodes(2, first_store=GatedStore)
-    gated = node.store
-    assert isinstance(gated, GatedStore)
-    try:
-        alice, bob = crypto.PrivateKey.generate(), crypto.PrivateKey.generate()
-        async with trio.open_nursery() as nursery:
-            await nursery.start(node.run)
-            first_tx = register(node, alice)
-            with trio.fail_after(10):
-                while not gated.writing.is_set():
-                    await trio.sleep(0.01)
-            # Block 1 is being written. Alice's nonce 1 is valid only on top of it, and her second
-            # registration must see its writes (refused: key in use).
-            again = register(node, alice, nonce=1)
-            register(node, bob)
-            with trio.fail_after(10):
-                while node.pending_blocks < 2:
-                    await trio.sleep(0.01)
-            assert gated.height == 0 and node.tx_status(first_tx)["status"] == "pending", \
-                "nothing is reported committed before its block is durable"
-            gated.gate.set()
-            with trio.fail_after(10):
-                while gated.height != 2:
-                    await trio.sleep(0.01)
-            nursery.cancel_scope.cancel()
-        assert node.tx_status(again)["receipt"]["code"] == "key_in_use"
-        assert node.pending_blocks == 0 and len(node.mempool) == 0
-        # a follower that executes both blocks itself reaches the same state
-        for height in (1, 2):
-            block = node.block_at(height)
-            assert block is not None
-            assert await follower.apply_committed(block, {}) == "applied"
-        assert follower.store.state_root == gated.state_root
-    finally:
-        gated.gate.set()
-        gated.close()
-        follower.store.close()
