@@ -144,9 +144,9 @@ def fill(chain: Chain, clerk: crypto.PrivateKey, rng: random.Random, patients: l
     are built and admitted (decoded, as a node does when they arrive) before the clock starts, so the
     clock runs without a break: compactions the blocks cause happen within it."""
     blocks = []
-    for start in range(0, count, BLOCK_TXS):
+    for first in range(0, count, BLOCK_TXS):
         raws = [chain.tx(clerk, "billing.claim_submit", claim_payload(rng, patients))
-                for _ in range(min(BLOCK_TXS, count - start))]
+                for _ in range(min(BLOCK_TXS, count - first))]
         blocks.append((raws, admitted(raws)))
     start, start_cpu, start_thread = time.perf_counter(), time.process_time(), time.thread_time()
     for raws, verified in blocks:

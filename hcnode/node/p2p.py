@@ -208,6 +208,7 @@ class FloodPublishGossipSub(GossipSub):
             peers.discard(origin)
         return peers
 
+
 @dataclass
 class _RaftLink:
     """One peer's bounded outbound queue of encoded Raft frames and the task that writes them."""
