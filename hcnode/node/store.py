@@ -1,23 +1,37 @@
-"""The node's LevelDB store (plyvel): blocks, tx index, receipts, state and the applied height.
+"""The node's store: blocks and receipts in append-only files, everything else in LevelDB (plyvel).
 
 Owns: the on-disk layout and the atomicity of a block. Must not know how blocks
 are made or what state means.
 
-Layout (one LevelDB, prefixes):
+Layout of a store directory ``DIR`` (a LevelDB, with the block files inside it):
+    DIR/blocks/<6-digit segment>.blk  per block, its encoding then its receipts (a CBOR
+                                       array of byte strings), appended; a segment is closed
+                                       once it passes BLOCK_SEGMENT_BYTES
     m/height   8-byte height of the last applied block      m/head   its hash
     m/root     its state root                               m/genesis  the genesis document
-    b/<8-byte height>  block bytes                          h/<hash>   8-byte height
-    t/<tx hash>        [height, index]                      r/<8-byte height><4-byte index> receipt
+    m/blocks   [segment, end]: how far the block files are committed
+    m/format   the layout's version (STORE_FORMAT)
+    b/<8-byte height>  [segment, offset, block length, receipts length, crc32 of both]
+    h/<hash>   8-byte height
+    t/<tx hash>        [height, index, segment, receipt offset, receipt length]
     s/<state key>      state value
-Every block, with its index entries, receipts, state writes and the new
-height, goes in ONE write batch written with sync=True. LevelDB applies a batch
-atomically and the sync makes it durable before we report anything committed,
-so a ``kill -9`` at any instant leaves either the whole block or none of it.
+
+Why files: blocks and receipts are written once and never change, but in LevelDB they were
+most of what its compactions rewrote again and again (about 1 kB per claim, merged level
+after level). Appended to a file they are written once.
+
+Why it stays atomic: a block's record is appended and synced (fdatasync) first; then ONE
+LevelDB write batch with sync=True holds its index entries, state writes, the new height
+and ``m/blocks``. A ``kill -9`` or power loss at any instant leaves either the whole block or
+none of it: a record the batch never named is cut off (truncated) when the store opens.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -25,6 +39,7 @@ from typing import Any, Final
 import cbor2
 import plyvel
 
+from hcnode import codec
 from hcnode.chain.block import Block
 from hcnode.chain.execute import Execution
 
@@ -40,6 +55,12 @@ FILTER_MIN_BITS = 1 << 23  # 1 MB: a store's key filter starts at this size and 
 FILTER_BITS_PER_KEY = 10  # with 6 probes in one cache line: ~1.3% of absent keys still go to LevelDB
 _FILTER_PROBES: Final = 6
 FILTER_SIZE_HINT = b"m/filter-keys"  # the key filter's count when the store last closed
+BLOCK_SEGMENT_BYTES = 256 << 20  # a block file is closed and the next begun once it is this long
+STORE_FORMAT = 2  # 1: blocks and receipts inside LevelDB (opened by moving them to block files)
+_FORMAT_KEY: Final = b"m/format"
+_BLOCKS_END: Final = b"m/blocks"
+_MOVED_HEIGHT: Final = b"m/format1-moved"  # the last block a move from format 1 has finished
+_OPEN_SEGMENTS: Final = 64  # block files kept open for reading
 _HASH_BITS: Final = (1 << 60) - 1  # keeps the probe arithmetic within machine integers (mypyc)
 
 
@@ -98,6 +119,103 @@ def _height(h: int) -> bytes:
     return h.to_bytes(8, "big")
 
 
+class BlockFiles:
+    """Append-only segment files of block records; where each record lies is kept in LevelDB.
+
+    One writer (the store's commit) appends with ``pwrite`` at the known end and syncs before
+    the LevelDB batch that names the record; readers use ``pread``, so reads from other threads
+    (RPC, block sync) never move a shared file position.
+    """
+
+    def __init__(self, directory: Path, segment: int, end: int) -> None:
+        """Open at the committed end (``segment``, ``end``); whatever lies beyond it is a crash's leftover."""
+        directory.mkdir(exist_ok=True)
+        self.directory = directory
+        for path in directory.glob("*.blk"):
+            if not path.stem.isdigit():
+                raise StorageError(f"{path}: not a block file of this store")
+            if int(path.stem) > segment:
+                path.unlink()  # begun after the last committed block
+        self.segment, self.end = segment, end
+        self._fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT, 0o644)
+        size = os.fstat(self._fd).st_size
+        if size < end:
+            raise StorageError(f"{self._path(segment)} holds {size} bytes but the store committed {end}: "
+                               f"block records are missing")
+        if size > end:
+            os.ftruncate(self._fd, end)
+            os.fsync(self._fd)
+        self._readers: dict[int, int] = {}
+        self._readers_lock = threading.Lock()
+
+    def _path(self, segment: int) -> Path:
+        return self.directory / f"{segment:06d}.blk"
+
+    def append(self, record: bytes) -> tuple[int, int]:
+        """Write ``record`` durably; returns (segment, offset). The caller commits the new end."""
+        if self.end >= BLOCK_SEGMENT_BYTES:
+            fd = os.open(self._path(self.segment + 1), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.close(self._fd)
+            self._fd, self.segment, self.end = fd, self.segment + 1, 0
+        offset = self.end
+        written = os.pwrite(self._fd, record, offset)
+        while written < len(record):
+            written += os.pwrite(self._fd, record[written:], offset + written)
+        os.fdatasync(self._fd)
+        self.end = offset + len(record)
+        return self.segment, offset
+
+    def read(self, segment: int, offset: int, length: int) -> bytes:
+        # Under the lock: a reader's descriptor must not be closed (or reused) while it is read.
+        with self._readers_lock:
+            fd = self._readers.get(segment)
+            if fd is None:
+                if len(self._readers) >= _OPEN_SEGMENTS:
+                    self._close_readers()
+                try:
+                    fd = self._readers[segment] = os.open(self._path(segment), os.O_RDONLY)
+                except FileNotFoundError:
+                    raise StorageError(f"{self._path(segment)} is missing") from None
+            data = os.pread(fd, length, offset)
+        if len(data) != length:
+            raise StorageError(f"{self._path(segment)} ends before byte {offset + length}: a block record is cut")
+        return data
+
+    def _close_readers(self) -> None:
+        for fd in self._readers.values():
+            os.close(fd)
+        self._readers.clear()
+
+    def close(self) -> None:
+        with self._readers_lock:
+            self._close_readers()
+        os.close(self._fd)
+
+
+def _block_record(block_bytes: bytes, receipts: list[bytes]) -> tuple[bytes, list[int]]:
+    """A block's record (its encoding, then its receipts as a CBOR array of byte strings) and the
+    offset of each receipt's bytes within the record."""
+    parts = [block_bytes, codec.head(codec.MAJOR_ARRAY, len(receipts))]
+    offsets: list[int] = []
+    position = len(block_bytes) + len(parts[1])
+    head, major_bytes = codec.head, codec.MAJOR_BYTES
+    for receipt in receipts:
+        prefix = head(major_bytes, len(receipt))
+        position += len(prefix)
+        offsets.append(position)
+        parts.append(prefix)
+        parts.append(receipt)
+        position += len(receipt)
+    return b"".join(parts), offsets
+
+
+def _block_entry(segment: int, offset: int, block_length: int, record: bytes) -> bytes:
+    """The b/<height> value: where the record lies, and a checksum of each part (a disk's bit rot is
+    reported as such, not served)."""
+    return cbor2.dumps([segment, offset, block_length, zlib.crc32(record[:block_length]),
+                        len(record) - block_length, zlib.crc32(record[block_length:])])
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -144,7 +262,59 @@ class Store:
         self._filter_lock = threading.Lock()
         self._filter_thread: threading.Thread | None = None
         self._closing = False
+        try:
+            self._blocks = self._open_block_files(path)
+        except BaseException:
+            self.db.close()
+            raise
         self._start_filter_build()
+
+    def _open_block_files(self, path: Path) -> BlockFiles:
+        stored = self.db.get(_FORMAT_KEY)
+        if stored is None and self.db.get(b"m/height") is not None:
+            return self._move_blocks_to_files(path)
+        if stored is not None and int.from_bytes(stored, "big") != STORE_FORMAT:
+            raise StorageError(f"{path} has store format {int.from_bytes(stored, 'big')}; this hcnode reads "
+                               f"format {STORE_FORMAT} (and moves format 1 forward)")
+        raw = self.db.get(_BLOCKS_END)
+        segment, end = (0, 0) if raw is None else cbor2.loads(raw)
+        files = BlockFiles(path / "blocks", segment, end)
+        if stored is None:
+            self.db.put(_FORMAT_KEY, STORE_FORMAT.to_bytes(2, "big"), sync=True)
+        return files
+
+    def _move_blocks_to_files(self, path: Path) -> BlockFiles:
+        """Format 1 -> 2: each block and its receipts leave LevelDB for the block files, a block per
+        synced batch, with the progress in the same batch, so an interrupted move resumes."""
+        raw_end, raw_moved = self.db.get(_BLOCKS_END), self.db.get(_MOVED_HEIGHT)
+        segment, end = (0, 0) if raw_end is None else cbor2.loads(raw_end)
+        files = BlockFiles(path / "blocks", segment, end)
+        first = 0 if raw_moved is None else int.from_bytes(raw_moved, "big") + 1
+        last = int.from_bytes(self.db.get(b"m/height"), "big")
+        for height in range(first, last + 1):
+            block_bytes = self.db.get(b"b/" + _height(height))
+            if block_bytes is None:
+                raise StorageError(f"{path}: block {height} is missing (store format 1)")
+            receipt_prefix = b"r/" + _height(height)
+            receipts = [value for _, value in self.db.iterator(prefix=receipt_prefix)]
+            record, offsets = _block_record(block_bytes, receipts)
+            segment, offset = files.append(record)
+            with self.db.write_batch(transaction=True, sync=True) as batch:
+                batch.put(b"b/" + _height(height), _block_entry(segment, offset, len(block_bytes), record))
+                for index, tx in enumerate(cbor2.loads(block_bytes)[2]):
+                    tx_key = b"t/" + hashlib.sha256(tx).digest()
+                    location = self.db.get(tx_key)
+                    if location is not None and cbor2.loads(location) == [height, index]:
+                        batch.put(tx_key, cbor2.dumps([height, index, segment, offset + offsets[index],
+                                                       len(receipts[index])]))
+                for key in self.db.iterator(prefix=receipt_prefix, include_value=False):
+                    batch.delete(key)
+                batch.put(_BLOCKS_END, cbor2.dumps([segment, files.end]))
+                batch.put(_MOVED_HEIGHT, _height(height))
+        with self.db.write_batch(transaction=True, sync=True) as batch:
+            batch.delete(_MOVED_HEIGHT)
+            batch.put(_FORMAT_KEY, STORE_FORMAT.to_bytes(2, "big"))
+        return files
 
     def close(self) -> None:
         self._closing = True
@@ -152,6 +322,7 @@ class Store:
             self._filter_thread.join()  # its iterator must not outlive the database
         if self._filter is not None and not self.db.closed:  # a size hint for the next open's build (speed only)
             self.db.put(FILTER_SIZE_HINT, self._filter.count.to_bytes(8, "big"))
+        self._blocks.close()
         self.db.close()
 
     # The key filter
@@ -237,8 +408,23 @@ class Store:
     def genesis_document(self) -> bytes | None:
         return self.db.get(b"m/genesis")  # type: ignore[no-any-return]
 
+    def _record_part(self, height: int, receipts: bool) -> bytes | None:
+        entry = self.db.get(b"b/" + _height(height))
+        if entry is None:
+            return None
+        segment, offset, block_length, block_crc, receipts_length, receipts_crc = cbor2.loads(entry)
+        if receipts:
+            offset, length, crc = offset + block_length, receipts_length, receipts_crc
+        else:
+            length, crc = block_length, block_crc
+        data = self._blocks.read(segment, offset, length)
+        if zlib.crc32(data) != crc:
+            raise StorageError(f"block {height}: the {'receipts' if receipts else 'block'} in block file "
+                               f"{segment:06d} at byte {offset} fail their checksum (the disk changed them)")
+        return data
+
     def block_bytes(self, height: int) -> bytes | None:
-        return self.db.get(b"b/" + _height(height))  # type: ignore[no-any-return]
+        return self._record_part(height, receipts=False)
 
     def height_of(self, block_hash: bytes) -> int | None:
         raw = self.db.get(b"h/" + block_hash)
@@ -251,18 +437,21 @@ class Store:
         raw = self.db.get(b"t/" + tx_hash)
         if raw is None:
             return None
-        height, index = cbor2.loads(raw)  # our own write: the fast trusted decoder
+        height, index, _, _, _ = cbor2.loads(raw)  # our own write: the fast trusted decoder
         return height, index
 
     def receipt_bytes(self, tx_hash: bytes) -> bytes | None:
-        location = self.tx_location(tx_hash)
-        if location is None:
+        """One receipt, read where the index says (its block's checksum covers it only in ``block_receipts``)."""
+        raw = self.db.get(b"t/" + tx_hash)
+        if raw is None:
             return None
-        return self.db.get(b"r/" + _height(location[0]) + location[1].to_bytes(4, "big"))  # type: ignore[no-any-return]
+        _, _, segment, offset, length = cbor2.loads(raw)
+        return self._blocks.read(segment, offset, length)
 
     def block_receipts(self, height: int) -> list[bytes]:
         """Every receipt of a block in order: the leaves of its receipt_root."""
-        return [value for _, value in self.db.iterator(prefix=b"r/" + _height(height))]
+        receipts = self._record_part(height, receipts=True)
+        return [] if receipts is None else list(cbor2.loads(receipts))
 
     def commit_block(self, block: Block, execution: Execution, genesis_document: bytes | None = None,
                      extra: dict[bytes, bytes] | None = None) -> None:
@@ -299,25 +488,25 @@ class Store:
             self._filter_backlog.extend(new_keys)
         header = block.header
         block_hash = header.hash
+        block_bytes = block.encode()
+        record, receipt_offsets = _block_record(block_bytes, execution.encoded_receipts)
+        segment, offset = self._blocks.append(record)  # synced before the batch that names it
         with self.db.write_batch(transaction=True, sync=True) as batch:
-            batch.put(b"b/" + _height(header.height), block.encode())
-            batch.put(b"h/" + block_hash, _height(header.height))
             height = header.height
+            batch.put(b"b/" + _height(height), _block_entry(segment, offset, len(block_bytes), record))
+            batch.put(b"h/" + block_hash, _height(height))
             db_get, put = self.db.get, batch.put
-            position = b"r/" + _height(height)
             indexed: set[bytes] = set()
             for index, (tx_hash, receipt, outcome) in enumerate(zip(execution.tx_hashes, execution.encoded_receipts,
                                                                      execution.receipts)):
-                put(position + index.to_bytes(4, "big"), receipt)
                 # The index points at the inclusion that counted: the one that applied (at most one per
                 # hash, since applying consumes its nonce). A rejected inclusion (a replay, or a nonce
                 # not yet due) is indexed only if the hash has no inclusion yet, so the read of the
                 # index happens for rejected transactions only, not once per applied one.
-                if outcome["status"] == "ok":
-                    put(b"t/" + tx_hash, cbor2.dumps([height, index]))  # two ints: canonical as is
-                    indexed.add(tx_hash)
-                elif tx_hash not in indexed and db_get(b"t/" + tx_hash) is None:
-                    put(b"t/" + tx_hash, cbor2.dumps([height, index]))  # two ints: canonical as is
+                if outcome["status"] == "ok" or (tx_hash not in indexed and db_get(b"t/" + tx_hash) is None):
+                    # ints only: canonical as cbor2 writes them
+                    put(b"t/" + tx_hash, cbor2.dumps([height, index, segment, offset + receipt_offsets[index],
+                                                      len(receipt)]))
                     indexed.add(tx_hash)
             for key, value in execution.writes.items():
                 if value is None:
@@ -328,6 +517,7 @@ class Store:
                 batch.put(b"m/genesis", genesis_document)
             for key, value in (extra or {}).items():
                 batch.put(key, value)
+            batch.put(_BLOCKS_END, cbor2.dumps([self._blocks.segment, self._blocks.end]))
             batch.put(b"m/height", _height(header.height))
             batch.put(b"m/head", block_hash)
             batch.put(b"m/root", header.state_root)

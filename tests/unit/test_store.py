@@ -1,17 +1,20 @@
 """``Store`` on a real LevelDB in a temp dir: the transaction index after blocks that include a hash twice,
+the block files (a crash's leftover cut off, bit rot reported, segments, a format-1 store moved forward),
 the recently read state values after blocks that change them, and the key filter that answers reads of
 absent keys (never for a stored key: after a reopen, during a build, after it grows)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import plyvel
 import pytest
 
 from hcnode.chain import BlockHeader, Execution, genesis_block, merkle, sign_block
-from hcnode.node.store import FILTER_SIZE_HINT, KeyFilter, Store
+from hcnode.node.store import FILTER_SIZE_HINT, KeyFilter, StorageError, Store
 from tests.unit.chainkit import LocalChain, key
 
 
@@ -45,6 +48,128 @@ def test_tx_index_points_at_the_inclusion_that_applied(tmp_path: Path) -> None:
     assert commit_next(chain, store, second) == ["replayed_nonce"]
     assert store.tx_location(second_hash) == (2, 1)
     assert store.receipt_bytes(second_hash) == store.block_receipts(2)[1]
+    store.close()
+
+
+def claim_chain(path: Path, blocks: int) -> tuple[LocalChain, Store]:
+    """A stored chain of ``blocks`` blocks after genesis, each with a few accepted and rejected transactions."""
+    chain, store = stored_chain(path)
+    patient = key(7)
+    for n in range(blocks):
+        commit_next(chain, store, chain.tx(patient, "registry.patient_register" if n == 0 else
+                                           "billing.patient_deregister", {}),
+                    chain.tx(patient, "registry.patient_register", {}, nonce=99))
+    return chain, store
+
+
+def everything_read_back(chain: LocalChain, store: Store) -> None:
+    """Every block, receipt list and transaction's receipt as committed."""
+    for block in chain.blocks:
+        height = block.header.height
+        assert store.block_bytes(height) == block.encode()
+        receipts = store.block_receipts(height)
+        assert merkle.root(receipts) == block.header.receipt_root
+        for index, tx in enumerate(block.txs):
+            tx_hash = hashlib.sha256(tx).digest()
+            if store.tx_location(tx_hash) == (height, index):
+                assert store.receipt_bytes(tx_hash) == receipts[index]
+    assert store.block_bytes(len(chain.blocks) + 1) is None and store.block_receipts(len(chain.blocks) + 1) == []
+
+
+def test_a_block_record_appended_but_never_committed_is_cut_off_at_open(tmp_path: Path) -> None:
+    chain, store = claim_chain(tmp_path / "db", 3)
+    store.close()
+    segment = tmp_path / "db" / "blocks" / "000000.blk"
+    committed = segment.stat().st_size
+    with segment.open("ab") as f:  # a crash after the record was written, before its batch
+        f.write(b"\xa5" * 5000)
+    (tmp_path / "db" / "blocks" / "000001.blk").write_bytes(b"\xa5" * 100)  # ... or after a new segment began
+    store = Store(tmp_path / "db")
+    assert segment.stat().st_size == committed
+    assert not (tmp_path / "db" / "blocks" / "000001.blk").exists()
+    patient = key(7)
+    commit_next(chain, store, chain.tx(patient, "registry.patient_register", {}, nonce=99))
+    everything_read_back(chain, store)
+    store.close()
+
+
+def test_a_block_file_shorter_than_the_store_committed_refuses_to_open(tmp_path: Path) -> None:
+    _, store = claim_chain(tmp_path / "db", 2)
+    store.close()
+    segment = tmp_path / "db" / "blocks" / "000000.blk"
+    segment.write_bytes(segment.read_bytes()[:-10])
+    with pytest.raises(StorageError, match="000000.blk holds .* bytes but the store committed"):
+        Store(tmp_path / "db")
+    # the failed open released the database: it opens again once the file is whole
+    segment.write_bytes(segment.read_bytes() + bytes(10))
+    Store(tmp_path / "db").close()
+
+
+def test_a_changed_byte_in_a_block_file_is_reported_not_served(tmp_path: Path) -> None:
+    chain, store = claim_chain(tmp_path / "db", 2)
+    store.close()
+    segment = tmp_path / "db" / "blocks" / "000000.blk"
+    data = bytearray(segment.read_bytes())
+    # Records in order: genesis (its encoding, an empty receipt array), then block 1's encoding.
+    data[len(chain.block0.encode()) + 1 + len(chain.blocks[0].encode()) // 2] ^= 0x01
+    segment.write_bytes(bytes(data))
+    store = Store(tmp_path / "db")
+    with pytest.raises(StorageError, match="block 1: the block in block file 000000 at byte .* fail their checksum"):
+        store.block_bytes(1)
+    assert store.block_receipts(1) and store.block_bytes(2) == chain.blocks[1].encode()  # the rest reads
+    store.close()
+
+
+def test_block_files_roll_over_to_a_new_segment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hcnode.node.store.BLOCK_SEGMENT_BYTES", 1500)
+    chain, store = claim_chain(tmp_path / "db", 6)
+    assert len(list((tmp_path / "db" / "blocks").glob("*.blk"))) > 2
+    everything_read_back(chain, store)
+    store.close()
+    store = Store(tmp_path / "db")
+    everything_read_back(chain, store)
+    store.close()
+
+
+def _as_format_1(path: Path, chain: LocalChain) -> None:
+    """Rewrite a store as hcnode wrote it before block files: blocks, receipts and [height, index] in LevelDB."""
+    db = plyvel.DB(str(path))
+    store_blocks = [(h, db.get(b"b/" + h.to_bytes(8, "big"))) for h in range(len(chain.blocks) + 1)]
+    db.close()
+    store = Store(path)
+    old = {b"b/" + h.to_bytes(8, "big"): store.block_bytes(h) for h, _ in store_blocks}
+    for h, _ in store_blocks:
+        for index, receipt in enumerate(store.block_receipts(h)):
+            old[b"r/" + h.to_bytes(8, "big") + index.to_bytes(4, "big")] = receipt
+    locations = {}
+    for block in chain.blocks:
+        for tx in block.txs:
+            tx_hash = hashlib.sha256(tx).digest()
+            locations[b"t/" + tx_hash] = store.tx_location(tx_hash)
+    store.close()
+    db = plyvel.DB(str(path))
+    for name, value in old.items():
+        db.put(name, value)
+    for name, location in locations.items():
+        db.put(name, cbor2.dumps(list(location)))
+    for name in (b"m/format", b"m/blocks"):
+        db.delete(name)
+    db.close()
+    for segment in (path / "blocks").glob("*.blk"):
+        segment.unlink()
+
+
+def test_a_format_1_store_moves_its_blocks_and_receipts_to_block_files(tmp_path: Path) -> None:
+    chain, store = claim_chain(tmp_path / "db", 3)
+    store.close()
+    _as_format_1(tmp_path / "db", chain)
+    store = Store(tmp_path / "db")
+    everything_read_back(chain, store)
+    assert list(store.db.iterator(prefix=b"r/")) == []
+    assert store.db.get(b"m/format") == (2).to_bytes(2, "big")
+    store.close()
+    store = Store(tmp_path / "db")  # and it opens as format 2 from then on
+    everything_read_back(chain, store)
     store.close()
 
 
