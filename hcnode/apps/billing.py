@@ -438,8 +438,9 @@ def _check_day(ctx: TxContext, claim_id: str, payer: str, patient: str, provider
             continue
         rules: dict[str, list[str]] | None = None
         reported: set[str] = set()
-        for code in sorted({item["code"] for item in by_date[date]}):
-            for name in rules_of.get(code, ()):
+        # Only codes in some bundling rule (most codes are in none): each rule of theirs, in code order.
+        for code in sorted({item["code"] for item in by_date[date] if rules_of.get(item["code"])}):
+            for name in rules_of[code]:
                 if rules is None:
                     rules = ctx.state.peek_value(_k("rules", payer, _version_key(version["version"]))) or {}
                 together = sorted(set(first_claim).intersection(rules.get(name, ())))

@@ -57,7 +57,7 @@ class MemoryState:
                 self.data[key] = value
 
 
-_UNSEEN: Final[Any] = object()  # a key BlockReadCache has not read yet (None is a read that found nothing)
+_UNSEEN: Final[Any] = object()  # not in the dict (where None is a value: a read that found nothing, a deletion)
 
 
 class BlockReadCache:
@@ -120,11 +120,14 @@ class Overlay:
     def get(self, key: bytes) -> bytes | None:
         # Walks the stack of overlays in a loop rather than by recursion: a transaction reads
         # through its own layer, the block's and the block's read cache, several times per claim.
+        # One dict lookup per layer (a marker for "not written here"; None is a deletion), and the
+        # counters only where there are any: most layers a read passes hold none.
         layer: Any = self
         while type(layer) is Overlay:
-            if key in layer.writes:
-                return layer.writes[key]  # type: ignore[no-any-return]
-            if key in layer.counts:
+            value = layer.writes.get(key, _UNSEEN)
+            if value is not _UNSEEN:
+                return value  # type: ignore[no-any-return]
+            if layer.counts and key in layer.counts:
                 return layer._fold(key)  # type: ignore[no-any-return]
             layer = layer.base
         return layer.get(key)  # type: ignore[no-any-return]
