@@ -1,0 +1,109 @@
+"""Claims applied per second by two checkouts of hcnode, measured side by side in one sitting.
+
+    git worktree add /tmp/before main      # the code to compare against (build it as this one is built)
+    python benchmarks/billing_ab.py /tmp/before [--claims 100000] [--window 30000] [--rounds 10]
+
+Why: these shared machines drift by +-15% within minutes and by more from day to day, more than
+most changes move the figure, so two runs of benchmarks/billing.py minutes apart compare the
+machine, not the code. Here two worker processes (this checkout and OTHER) each fill their own
+LevelDB store to --claims claims with benchmarks/billing.py's chain, then take turns: one window
+of --window claims, then the other, the order swapped every round, so both see the same minutes.
+The applying thread's CPU rate is the steadiest figure (LevelDB's background threads of one
+worker may still run during the other's window); wall and process-CPU rates are printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+FIGURES = ("wall", "process CPU", "applying thread")
+
+
+def worker(root: str, claims: int, window: int) -> None:
+    """Fill a store, say "ready", then apply one window per "go" line and print its three rates."""
+    sys.path[:0] = [root, str(Path(root) / "benchmarks")]
+    import billing
+    from hcnode import crypto
+    from hcnode.node.runtime import tune_gc
+
+    tune_gc()
+    workdir = Path(tempfile.mkdtemp(prefix="hcbill-ab-", dir="/tmp"))
+    try:
+        chain = billing.Chain(workdir / "db")
+        clerk = crypto.PrivateKey(b"\x07" * 32)
+        billing.setup(chain, clerk, crypto.PrivateKey(b"\x08" * 32))
+        rng = random.Random(6)
+        patients = [f"pt-{hashlib.sha256(b'p%d' % i).hexdigest()[:24]}" for i in range(200_000)]
+        for done in range(0, claims, 100_000):
+            billing.fill(chain, clerk, rng, patients, min(100_000, claims - done))
+        print(f"ready {billing.native.describe()}", flush=True)
+        for line in sys.stdin:
+            if line.strip() != "go":
+                break
+            print(*(round(rate) for rate in billing.fill(chain, clerk, rng, patients, window)), flush=True)
+        chain.store.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("other", help="the other checkout (a directory holding hcnode/ and benchmarks/)")
+    parser.add_argument("--claims", type=int, default=100_000, help="claims in each store before the windows")
+    parser.add_argument("--window", type=int, default=30_000)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.other, args.claims, args.window)
+        return 0
+    here = str(Path(__file__).resolve().parents[1])
+    other = str(Path(args.other).resolve())
+    if not (Path(other) / "benchmarks" / "billing.py").exists():
+        parser.error(f"{other} is not an hcnode checkout (no benchmarks/billing.py)")
+    roots = {"this": here, "other": other}
+    procs = {name: subprocess.Popen([sys.executable, __file__, root, "--worker", "--claims", str(args.claims),
+                                     "--window", str(args.window)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for name, root in roots.items()}
+    rates: dict[str, list[tuple[int, ...]]] = {name: [] for name in roots}
+    try:
+        for name, proc in procs.items():
+            assert proc.stdout is not None
+            ready = proc.stdout.readline().split(" ", 1)
+            if ready[0] != "ready":
+                raise SystemExit(f"the {name} checkout's worker failed while filling its store")
+            print(f"{name}: {roots[name]}; build: {ready[1].strip()}; {args.claims:,} claims in state", flush=True)
+        for round_number in range(args.rounds):
+            order = list(procs) if round_number % 2 == 0 else list(procs)[::-1]
+            for name in order:
+                proc = procs[name]
+                assert proc.stdin is not None and proc.stdout is not None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                rates[name].append(tuple(map(int, proc.stdout.readline().split())))
+                print(f"   round {round_number + 1} {name:>5}: " + ", ".join(
+                    f"{figure} {rate:,}/s" for figure, rate in zip(FIGURES, rates[name][-1])), flush=True)
+    finally:
+        for proc in procs.values():
+            assert proc.stdin is not None
+            proc.stdin.write("stop\n")
+            proc.stdin.close()
+            proc.wait()
+    print(f"claims/s, medians of {args.rounds} windows of {args.window:,} (this / other):")
+    for index, figure in enumerate(FIGURES):
+        mine, theirs = (statistics.median(r[index] for r in rates[name]) for name in ("this", "other"))
+        print(f"   {figure:>15}: {mine:8,.0f} / {theirs:8,.0f} = x{mine / theirs:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
