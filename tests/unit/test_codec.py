@@ -429,6 +429,13 @@ def test_encoder_messages_name_the_offending_value() -> None:
         codec.encode({"x": [1.0]})
 
 
+def test_text_that_is_not_valid_unicode_is_a_codec_error() -> None:
+    with pytest.raises(CodecError, match="cannot encode: text that is not valid Unicode"):
+        codec.encode({"note": ["ok", "\ud800"]})  # a lone surrogate has no UTF-8 encoding
+    with pytest.raises(CodecError, match="cannot encode: text that is not valid Unicode"):
+        codec.encode({"\udfff": 1})
+
+
 def test_tuples_encode_as_arrays() -> None:
     assert codec.encode((1, ("a", b""))) == codec.encode([1, ["a", b""]])
 
