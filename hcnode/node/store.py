@@ -65,7 +65,8 @@ _HASH_BITS: Final = (1 << 60) - 1  # keeps the probe arithmetic within machine i
 
 
 class KeyFilter:
-    """A Bloom filter over state keys: "certainly absent" answered in memory.
+    """A Bloom filter over state keys (and the transaction index's keys, see ``Store.has_tx``):
+    "certainly absent" answered in memory.
 
     Most keys a claim reads are absent (its duplicate-check index, an encounter, a
     deregistration); LevelDB answers an absent key by probing every level, so that read
@@ -359,6 +360,11 @@ class Store:
                     keys += 1
                     if self._closing:
                         return
+                for db_key in snapshot.iterator(prefix=b"t/", include_value=False):
+                    candidate.add(db_key)  # see has_tx
+                    keys += 1
+                    if self._closing:
+                        return
                 if keys <= candidate.capacity:
                     built = candidate
                 expected = keys
@@ -431,7 +437,14 @@ class Store:
         return None if raw is None else int.from_bytes(raw, "big")
 
     def has_tx(self, tx_hash: bytes) -> bool:
-        return self.db.get(b"t/" + tx_hash) is not None
+        """Every node asks this of every transaction it is sent, almost always of one it lacks: the key
+        filter holds the index keys too (as their LevelDB key "t/" + hash; a state key of that shape
+        would only make a false positive), so the usual answer comes from memory."""
+        index_key = b"t/" + tx_hash
+        key_filter = self._filter
+        if key_filter is not None and not key_filter.may_contain(index_key):
+            return False
+        return self.db.get(index_key) is not None
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         raw = self.db.get(b"t/" + tx_hash)
@@ -479,7 +492,16 @@ class Store:
                      extra: dict[bytes, bytes] | None) -> None:
         """The block's batch; with ``_filter_lock`` held, new keys enter the filter (or the backlog of
         one being built) before LevelDB holds them, so the filter never calls a stored key absent."""
+        # The index points at the inclusion that counted: the one that applied (at most one per hash,
+        # since applying consumes its nonce). A rejected inclusion (a replay, or a nonce not yet due) is
+        # indexed only if the hash has no inclusion yet, so the index is read for rejected transactions
+        # only, not once per applied one.
+        indexed: dict[bytes, int] = {}  # tx hash -> index of the inclusion the index will name
+        for index, (tx_hash, outcome) in enumerate(zip(execution.tx_hashes, execution.receipts)):
+            if outcome["status"] == "ok" or (tx_hash not in indexed and self.db.get(b"t/" + tx_hash) is None):
+                indexed[tx_hash] = index
         new_keys = [key for key, value in execution.writes.items() if value is not None]
+        new_keys.extend(b"t/" + tx_hash for tx_hash in indexed)  # see has_tx
         key_filter = self._filter
         if key_filter is not None:
             for key in new_keys:
@@ -495,19 +517,12 @@ class Store:
             height = header.height
             batch.put(b"b/" + _height(height), _block_entry(segment, offset, len(block_bytes), record))
             batch.put(b"h/" + block_hash, _height(height))
-            db_get, put = self.db.get, batch.put
-            indexed: set[bytes] = set()
-            for index, (tx_hash, receipt, outcome) in enumerate(zip(execution.tx_hashes, execution.encoded_receipts,
-                                                                     execution.receipts)):
-                # The index points at the inclusion that counted: the one that applied (at most one per
-                # hash, since applying consumes its nonce). A rejected inclusion (a replay, or a nonce
-                # not yet due) is indexed only if the hash has no inclusion yet, so the read of the
-                # index happens for rejected transactions only, not once per applied one.
-                if outcome["status"] == "ok" or (tx_hash not in indexed and db_get(b"t/" + tx_hash) is None):
-                    # ints only: canonical as cbor2 writes them
-                    put(b"t/" + tx_hash, cbor2.dumps([height, index, segment, offset + receipt_offsets[index],
-                                                      len(receipt)]))
-                    indexed.add(tx_hash)
+            put = batch.put
+            receipts = execution.encoded_receipts
+            for tx_hash, index in indexed.items():
+                # ints only: canonical as cbor2 writes them
+                put(b"t/" + tx_hash, cbor2.dumps([height, index, segment, offset + receipt_offsets[index],
+                                                  len(receipts[index])]))
             for key, value in execution.writes.items():
                 if value is None:
                     batch.delete(b"s/" + key)

@@ -262,6 +262,22 @@ def test_a_reopened_store_filters_nothing_it_holds(tmp_path: Path, monkeypatch: 
     store.close()
 
 
+def test_the_filter_answers_for_the_transaction_index_too(tmp_path: Path) -> None:
+    chain, store = claim_chain(tmp_path / "db", 3)
+    store.close()
+    store = filtered_store(tmp_path / "db")  # built from LevelDB's index keys ...
+    patient = key(7)
+    commit_next(chain, store, chain.tx(patient, "registry.patient_register", {}, nonce=99))  # ... and a commit's
+    assert store._filter is not None
+    committed = [hashlib.sha256(tx).digest() for block in chain.blocks for tx in block.txs]
+    assert all(store._filter.may_contain(b"t/" + tx_hash) for tx_hash in committed)
+    assert all(map(store.has_tx, committed))
+    missing = [hashlib.sha256(b"never sent %d" % n).digest() for n in range(1000)]
+    assert not any(map(store.has_tx, missing))
+    assert sum(store._filter.may_contain(b"t/" + tx_hash) for tx_hash in missing) < 30  # the rest: from memory
+    store.close()
+
+
 def test_keys_committed_while_the_filter_is_built_are_in_it(tmp_path: Path) -> None:
     store = filtered_store(tmp_path / "db")
     commit_writes(store, {b"before": b"1"})
