@@ -62,8 +62,9 @@ def encode(value: Any) -> bytes:
     sets ...), so nothing is ever written that ``decode`` would reject.
 
     Our own encoder, not cbor2's: the data model is small, and one compiled pass that checks
-    and writes together costs half of a check walk plus cbor2's encoder (a claim's receipt:
-    10.9 -> 5.5 us). ``tests/unit/test_codec.py`` holds it to a reference encoder byte for byte.
+    and writes together costs less than a check walk plus cbor2's encoder (one sitting: a claim
+    record 9.7 -> 7.7 us, a receipt 6.3 -> 5.6 us, a day index 1.4 -> 0.75 us).
+    ``tests/unit/test_codec.py`` holds it to a reference encoder byte for byte.
     """
     out: list[bytes] = []
     try:

@@ -11,7 +11,7 @@ Layout of a store directory ``DIR`` (a LevelDB, with the block files inside it):
     m/root     its state root                               m/genesis  the genesis document
     m/blocks   [segment, end]: how far the block files are committed
     m/format   the layout's version (STORE_FORMAT)
-    b/<8-byte height>  [segment, offset, block length, receipts length, crc32 of both]
+    b/<8-byte height>  [segment, offset, block length, its crc32, receipts length, their crc32]
     h/<hash>   8-byte height
     t/<tx hash>        height, index, segment, receipt offset, receipt length (big-endian 8, 4, 4, 8, 4 bytes)
     s/<state key>      state value
@@ -141,9 +141,10 @@ class BlockFiles:
             if int(path.stem) > segment:
                 path.unlink()  # begun after the last committed block
         self.segment, self.end = segment, end
-        self._fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT, 0o644)
+        self._fd = self._create(segment, truncate=False)
         size = os.fstat(self._fd).st_size
         if size < end:
+            os.close(self._fd)
             raise StorageError(f"{self._path(segment)} holds {size} bytes but the store committed {end}: "
                                f"block records are missing")
         if size > end:
@@ -155,10 +156,21 @@ class BlockFiles:
     def _path(self, segment: int) -> Path:
         return self.directory / f"{segment:06d}.blk"
 
+    def _create(self, segment: int, truncate: bool) -> int:
+        """Open a segment for writing, creating it; its directory entry is synced, so a segment the
+        store names cannot vanish in a power loss."""
+        fd = os.open(self._path(segment), os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if truncate else 0), 0o644)
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        return fd
+
     def append(self, record: bytes) -> tuple[int, int]:
         """Write ``record`` durably; returns (segment, offset). The caller commits the new end."""
         if self.end >= BLOCK_SEGMENT_BYTES:
-            fd = os.open(self._path(self.segment + 1), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = self._create(self.segment + 1, truncate=True)
             os.close(self._fd)
             self._fd, self.segment, self.end = fd, self.segment + 1, 0
         offset = self.end
@@ -360,16 +372,13 @@ class Store:
             built: KeyFilter | None = None
             while built is None:
                 candidate, keys = KeyFilter(2 * expected), 0
-                for db_key in snapshot.iterator(prefix=b"s/", include_value=False):
-                    candidate.add(db_key[2:])
-                    keys += 1
-                    if self._closing:
-                        return
-                for db_key in snapshot.iterator(prefix=b"t/", include_value=False):
-                    candidate.add(db_key)  # see has_tx
-                    keys += 1
-                    if self._closing:
-                        return
+                # State keys without their prefix, transaction index keys whole (see has_tx).
+                for prefix, strip in ((b"s/", 2), (b"t/", 0)):
+                    for db_key in snapshot.iterator(prefix=prefix, include_value=False):
+                        candidate.add(db_key[strip:])
+                        keys += 1
+                        if self._closing:
+                            return
                 if keys <= candidate.capacity:
                     built = candidate
                 expected = keys
