@@ -60,6 +60,11 @@ GENESIS_MS = 1_767_225_600_000  # 2026-01-01
 WINDOW = 50_000
 
 
+def patient_ids(count: int) -> list[str]:
+    """``count`` pseudonymous patient ids, the same in every run."""
+    return [f"pt-{hashlib.sha256(b'p%d' % i).hexdigest()[:24]}" for i in range(count)]
+
+
 def claim_payload(rng: random.Random, patients: list[str]) -> dict[str, Any]:
     day = rng.randrange(1, 365)
     date = time.strftime("%Y-%m-%d", time.gmtime((GENESIS_MS // 1000) - day * 86_400))
@@ -183,7 +188,7 @@ def bench_apply(total: int, runs: int) -> None:
         clerk, scheduler = crypto.PrivateKey(b"\x07" * 32), crypto.PrivateKey(b"\x08" * 32)
         setup(chain, clerk, scheduler)
         rng = random.Random(6)
-        patients = [f"pt-{hashlib.sha256(b'p%d' % i).hexdigest()[:24]}" for i in range(200_000)]
+        patients = patient_ids(200_000)
         print(f"A. apply: LevelDB store, 10,000-code fee schedule, blocks of {BLOCK_TXS} claims (2 items each)")
         fill(chain, clerk, rng, patients, 10_000)
 
@@ -265,7 +270,7 @@ def bench_e2e(count: int, runs: int) -> None:
                 for i in range(1000, 10_000, 1000):
                     send(scheduler, "billing.schedule_entries", {"version": 1, "entries": entries[i:i + 1000]})
             rng = random.Random(run)
-            patients = [f"pt-{hashlib.sha256(b'p%d' % i).hexdigest()[:24]}" for i in range(50_000)]
+            patients = patient_ids(50_000)
             per_client = count // clients
             signed = [[build_tx(clerk, CHAIN_ID, "billing.claim_submit", n, claim_payload(rng, patients))
                        for n in range(per_client)] for clerk in clerks]

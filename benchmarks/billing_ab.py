@@ -41,6 +41,7 @@ def worker(root: str, claims: int, window: int) -> None:
         clerk = crypto.PrivateKey(b"\x07" * 32)
         billing.setup(chain, clerk, crypto.PrivateKey(b"\x08" * 32))
         rng = random.Random(6)
+        # Built here, not by billing.patient_ids: the other checkout may predate that helper.
         patients = [f"pt-{hashlib.sha256(b'p%d' % i).hexdigest()[:24]}" for i in range(200_000)]
         for done in range(0, claims, 100_000):
             billing.fill(chain, clerk, rng, patients, min(100_000, claims - done))
@@ -95,8 +96,11 @@ def main() -> int:
     finally:
         for proc in procs.values():
             assert proc.stdin is not None
-            proc.stdin.write("stop\n")
-            proc.stdin.close()
+            try:
+                proc.stdin.write("stop\n")
+                proc.stdin.close()
+            except BrokenPipeError:  # that worker already failed (its error is above)
+                pass
             proc.wait()
     print(f"claims/s, medians of {args.rounds} windows of {args.window:,} (this / other):")
     for index, figure in enumerate(FIGURES):
