@@ -64,7 +64,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 import cbor2
 
@@ -77,17 +77,17 @@ from hcnode.chain.state import Overlay, StateReader, peek_value, read_value
 
 __all__ = ["APP", "PROVIDER_KINDS", "PAYER_KINDS", "Money", "CodeText"]
 
-PROVIDER_KINDS = ("hospital", "clinic")
-PAYER_KINDS = ("insurer",)
-PROVIDER_ROLE = "billing_clerk"
-ENCOUNTER_ROLES = (PROVIDER_ROLE, "clinician")
-PAYER_ROLE = "claims_adjuster"
-SCHEDULE_ROLE = "fee_schedule_manager"
+PROVIDER_KINDS: Final = ("hospital", "clinic")
+PAYER_KINDS: Final = ("insurer",)
+PROVIDER_ROLE: Final = "billing_clerk"
+ENCOUNTER_ROLES: Final = (PROVIDER_ROLE, "clinician")
+PAYER_ROLE: Final = "claims_adjuster"
+SCHEDULE_ROLE: Final = "fee_schedule_manager"
 
-MAX_AMOUNT = 10**12  # minor units: ten billion in a two-decimal currency, far above any real line item
-MAX_ITEMS = 50
-MAX_SCHEDULE_ENTRIES = 1000
-TOP_FLAGS = 10
+MAX_AMOUNT: Final = 10**12  # minor units: ten billion in a two-decimal currency, far above any real line item
+MAX_ITEMS: Final = 50
+MAX_SCHEDULE_ENTRIES: Final = 1000
+TOP_FLAGS: Final = 10
 
 
 # --- payload shapes -------------------------------------------------------------------------------
@@ -178,11 +178,11 @@ def _not_in_future(ctx: TxContext, date: str, what: str) -> None:
         raise Rejected("date_in_future", f"{what} {date} is after the block's date {today}")
 
 
-CLAIM_LAYOUT = ("id", "status", "provider", "submitted_by", "payer", "patient", "encounter", "currency",
+CLAIM_LAYOUT: Final = ("id", "status", "provider", "submitted_by", "payer", "patient", "encounter", "currency",
                 "diagnoses", "items", "total", "allowed", "paid", "excess_over_schedule", "flags", "height",
                 "date", "disputes", "history", "reason_codes")
-ITEM_LAYOUT = ("sequence", "code", "quantity", "unit_price", "date_of_service", "net")
-TOTALS_FIELDS = ("claims", "billed", "flagged_claims", "flagged_billed", "above_schedule_excess", "allowed",
+ITEM_LAYOUT: Final = ("sequence", "code", "quantity", "unit_price", "date_of_service", "net")
+TOTALS_FIELDS: Final = ("claims", "billed", "flagged_claims", "flagged_billed", "above_schedule_excess", "allowed",
                  "paid", "disputes", "approved_claims", "partial_claims", "denied_claims", "withdrawn_claims")
 
 
@@ -450,7 +450,7 @@ def _check_day(ctx: TxContext, claim_id: str, payer: str, patient: str, provider
                               schedule_version=version["version"])
 
 
-_SEQUENCE = itemgetter("sequence")
+_SEQUENCE: Final = itemgetter("sequence")
 
 
 def _require_payer(ctx: TxContext, payer: str) -> None:

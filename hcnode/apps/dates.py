@@ -17,17 +17,17 @@ import datetime
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from hcnode.chain.errors import Rejected
 from hcnode.chain.schema import Spec
 
 __all__ = ["CalendarDate", "add_years", "block_date", "block_day", "parse_date", "resolve_month", "to_text"]
 
-_MS_PER_DAY = 86_400_000
-_EPOCH = datetime.date(1970, 1, 1)
-_FULL = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+_MS_PER_DAY: Final = 86_400_000
+_EPOCH: Final = datetime.date(1970, 1, 1)
+_FULL: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_MONTH: Final = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
 def block_date(time_ms: int) -> datetime.date:

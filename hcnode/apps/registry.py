@@ -35,7 +35,7 @@ State keys (values canonical CBOR):
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Final
 
 import cbor2
 
@@ -61,7 +61,7 @@ __all__ = [
     "rotation_proof",
 ]
 
-ORG_KINDS = (
+ORG_KINDS: Final = (
     "manufacturer",
     "wholesaler",
     "pharmacy",
@@ -75,8 +75,8 @@ ORG_KINDS = (
     "device_maker",
     "other",
 )
-ROTATE_PURPOSE = "key-rotate"
-DEFAULT_EXPIRY_BLOCKS = 10_000
+ROTATE_PURPOSE: Final = "key-rotate"
+DEFAULT_EXPIRY_BLOCKS: Final = 10_000
 
 ORG_ID = Text(max_len=48, pattern=r"[a-z0-9][a-z0-9-]*")
 MEMBER_NAME = Text(max_len=48, pattern=r"[a-z0-9][a-z0-9._-]*")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from hcnode.chain.errors import Rejected
 from hcnode.chain.schema import Record, Spec
@@ -25,7 +25,7 @@ from hcnode.chain.tx import Tx
 
 __all__ = ["App", "AppSet", "BlockInfo", "Query", "TX_PROOF_REQUEST", "TxContext", "TxType"]
 
-TX_PROOF_REQUEST = "tx_proof_request"
+TX_PROOF_REQUEST: Final = "tx_proof_request"
 """A query result (a map) may carry this key with a committed transaction's hash.
 
 A pure query cannot see blocks; the node's RPC layer replaces the key with

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from hcnode import codec
 from hcnode.chain import merkle
@@ -29,7 +29,7 @@ from hcnode.chain.tx import Tx, decode_tx
 
 __all__ = ["Execution", "execute", "apply_block", "check_header", "nonce_key", "read_nonce", "Limits"]
 
-NONCE_PREFIX = b"nonce/"
+NONCE_PREFIX: Final = b"nonce/"
 
 
 @dataclass(frozen=True, slots=True)

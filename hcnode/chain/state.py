@@ -25,7 +25,7 @@ from hcnode import codec
 __all__ = ["StateReader", "MemoryState", "BlockReadCache", "Overlay", "next_state_root", "read_value", "peek_value",
            "ZERO_ROOT"]
 
-ZERO_ROOT = bytes(32)
+ZERO_ROOT: Final = bytes(32)
 
 
 class StateReader(Protocol):

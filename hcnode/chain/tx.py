@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import cbor2
 
@@ -28,9 +28,9 @@ from hcnode.chain.schema import Spec
 
 __all__ = ["TX_VERSION", "TX_PURPOSE", "Tx", "build_tx", "decode_tx", "trusted_tx"]
 
-TX_VERSION = 1
-TX_PURPOSE = "tx"
-MAX_TYPE_LEN = 64
+TX_VERSION: Final = 1
+TX_PURPOSE: Final = "tx"
+MAX_TYPE_LEN: Final = 64
 
 
 class Tx(NamedTuple):
