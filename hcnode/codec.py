@@ -310,6 +310,8 @@ MAJOR_MAP: Final = 5
 # The heads of lengths (and small ints) below 256, at [major << 8 | length].
 _HEADS: Final = tuple(bytes([major << 5 | n]) if n < 24 else bytes([major << 5 | 24, n])
                       for major in range(8) for n in range(256))
+# The first byte of a head whose length follows in 2, 4 or 8 bytes, at [major * 3 + 0, 1 or 2].
+_LONG_HEADS: Final = tuple(bytes([major << 5 | info]) for major in range(8) for info in (25, 26, 27))
 _BYTES_BASE: Final = MAJOR_BYTES << 8
 _TEXT_BASE: Final = MAJOR_TEXT << 8
 
@@ -321,11 +323,16 @@ def head(major: int, length: int) -> bytes:
     (the state root of a block of tens of thousands of writes): ``head(MAJOR_ARRAY, n)``
     followed by the encodings of n items is exactly ``encode`` of the n-item list.
     """
+    # Straight-line tests, not a loop over (info, size) pairs: the encoder calls this for every
+    # integer from 256 up (amounts, heights), and the compiled loop built its tuples on each call.
     if length < 256:
         return _HEADS[major << 8 | length]
-    for info, size in ((25, 2), (26, 4), (27, 8)):
-        if length < 1 << (8 * size):
-            return bytes([major << 5 | info]) + length.to_bytes(size, "big")
+    if length < 0x10000:
+        return _LONG_HEADS[major * 3] + length.to_bytes(2, "big")
+    if length < 0x100000000:
+        return _LONG_HEADS[major * 3 + 1] + length.to_bytes(4, "big")
+    if length <= INT_MAX:
+        return _LONG_HEADS[major * 3 + 2] + length.to_bytes(8, "big")
     raise CodecError(f"cannot encode: length {length} is outside the 64-bit range")
 
 
