@@ -95,13 +95,18 @@ class KeyFilter:
 
     def add(self, key: bytes) -> None:
         h = hash(key) & _HASH_BITS
-        bits, base, new = self.bits, (h & self.lines) << 6, False
+        bits: Any = self.bits
+        base, new = (h & self.lines) << 6, False
         h >>= 24
         for _ in range(_FILTER_PROBES):
             position = h & 511
-            byte, bit = base + (position >> 3), 1 << (position & 7)
-            if not bits[byte] & bit:
-                bits[byte] |= bit
+            # Compiled, a bytearray index is a boxed int (the filter is MBs): box it once for the read
+            # and the write, and or the bit in as a native int, not with a generic ``|=`` on the item.
+            byte: object = base + (position >> 3)
+            old: int = bits[byte]
+            bit = 1 << (position & 7)
+            if not old & bit:
+                bits[byte] = old | bit
                 new = True
             h >>= 6
         if new:
