@@ -228,9 +228,10 @@ def _totals_key(side: str, org: str, currency: str) -> bytes:
     return _k("totals", side, org, currency)
 
 
-def _bump_totals(state: Overlay, claim: dict[str, Any], **changes: int) -> None:
+def _bump_totals(state: Overlay, claim: dict[str, Any], changes: dict[str, int]) -> None:
     """Add ``changes`` (a TOTALS_FIELDS name or "flag:" + flag -> delta) to the provider's and the
-    payer's running totals."""
+    payer's running totals. (A dict, not keyword arguments: compiled, a call with ``**`` goes
+    through the generic argument parser, and every claim makes one.)"""
     for side, org in (("provider", claim["provider"]), ("payer", claim["payer"])):
         state.add_counts(_totals_key(side, org, claim["currency"]), changes)
 
@@ -502,7 +503,7 @@ def _claim_submit(ctx: TxContext, payload: dict[str, Any]) -> None:
         changes.update(flagged_claims=1, flagged_billed=total, above_schedule_excess=excess)
         for name in ctx.flags:
             changes["flag:" + name] = 1
-    _bump_totals(ctx.state, {"provider": provider, "payer": payer, "currency": currency}, **changes)
+    _bump_totals(ctx.state, {"provider": provider, "payer": payer, "currency": currency}, changes)
     ctx.emit("billing.claim_submitted", claim=claim_id, flags=sorted(ctx.flags), total=total, currency=currency)
 
 
@@ -548,7 +549,7 @@ def _adjudicate(ctx: TxContext, payload: dict[str, Any]) -> None:
     claim["history"].append({"action": status, "by": member["id"], "height": ctx.block.height,
                              "allowed": allowed, "reason_codes": reasons})
     _save_claim(ctx.state, claim)
-    _bump_totals(ctx.state, claim, allowed=allowed, **{f"{status}_claims": 1})
+    _bump_totals(ctx.state, claim, {"allowed": allowed, f"{status}_claims": 1})
     ctx.emit("billing.claim_adjudicated", claim=claim["id"], status=status, allowed=allowed)
 
 
@@ -568,7 +569,7 @@ def _pay(ctx: TxContext, payload: dict[str, Any]) -> None:
     claim["history"].append({"action": "paid", "by": member["id"], "height": ctx.block.height, "amount": amount,
                              "reference": payload.get("reference")})
     _save_claim(ctx.state, claim)
-    _bump_totals(ctx.state, claim, paid=amount)
+    _bump_totals(ctx.state, claim, {"paid": amount})
     ctx.emit("billing.claim_paid", claim=claim["id"], amount=amount, owed=claim["allowed"] - claim["paid"])
 
 
@@ -585,7 +586,7 @@ def _dispute(ctx: TxContext, payload: dict[str, Any]) -> None:
                               "date": _today(ctx)})
     claim["history"].append({"action": "disputed", "by": claim["patient"], "height": ctx.block.height})
     _save_claim(ctx.state, claim)
-    _bump_totals(ctx.state, claim, disputes=1)
+    _bump_totals(ctx.state, claim, {"disputes": 1})
     ctx.emit("billing.claim_disputed", claim=claim["id"])
 
 
@@ -616,7 +617,7 @@ def _resolve(ctx: TxContext, payload: dict[str, Any]) -> None:
         if allowed > claim["total"] or allowed < claim["paid"]:
             raise Rejected("bad_amount", f"the adjusted allowance must be between what was paid "
                                          f"({claim['paid']}) and the billed total ({claim['total']})")
-        _bump_totals(ctx.state, claim, allowed=allowed - (claim["allowed"] or 0))
+        _bump_totals(ctx.state, claim, {"allowed": allowed - (claim["allowed"] or 0)})
         claim["allowed"] = allowed
         if allowed == 0:
             claim["status"] = "denied"
@@ -631,7 +632,7 @@ def _resolve(ctx: TxContext, payload: dict[str, Any]) -> None:
             raise Rejected("missing_role", f"only the provider ({claim['provider']}) withdraws its claim")
         claim["status"] = "withdrawn"
         _release_duplicate_keys(ctx.state, claim)
-        _bump_totals(ctx.state, claim, withdrawn_claims=1)
+        _bump_totals(ctx.state, claim, {"withdrawn_claims": 1})
     dispute = claim["disputes"][-1]
     dispute.update(status="resolved", outcome=outcome, note=payload["note"], resolved_by=member["id"],
                    resolved_height=ctx.block.height)

@@ -130,6 +130,8 @@ class Overlay:
             if layer.counts and key in layer.counts:
                 return layer._fold(key)  # type: ignore[no-any-return]
             layer = layer.base
+        if type(layer) is BlockReadCache:  # the usual bottom (a block's reads): compiled, a direct call
+            return layer.get(key)
         return layer.get(key)  # type: ignore[no-any-return]
 
     def put(self, key: bytes, value: bytes) -> None:
@@ -163,6 +165,8 @@ class Overlay:
             if key in layer.writes or key in layer.counts:
                 return layer.get_value(key)
             layer = layer.base
+        if type(layer) is BlockReadCache:
+            return layer.peek_value(key)
         return peek_value(layer, key)
 
     def add_counts(self, key: bytes, deltas: dict[str, int]) -> None:
