@@ -103,25 +103,29 @@ def _encode_into(value: Any, out: list[bytes], depth: int) -> None:
         size = len(blob)
         out.append(_HEADS[_BYTES_BASE | size] if size < 256 else head(MAJOR_BYTES, size))
         out.append(blob)
-    elif kind is list or kind is tuple:
+    elif kind is list:
         if depth >= MAX_DEPTH:
             raise CodecError(f"cannot encode: nested deeper than {MAX_DEPTH}")
-        out.append(head(MAJOR_ARRAY, len(value)))
-        for item in value:
+        items: list[Any] = value  # typed, so that the compiled loop indexes the list (no iterator object)
+        out.append(head(MAJOR_ARRAY, len(items)))
+        for item in items:
             _encode_into(item, out, depth + 1)
     elif kind is dict:
         if depth >= MAX_DEPTH:
             raise CodecError(f"cannot encode: nested deeper than {MAX_DEPTH}")
-        out.append(head(MAJOR_MAP, len(value)))
-        if _keys_in_canonical_order(value):  # hot maps are built with their keys in this order
-            for key, item in value.items():
+        mapping: dict[Any, Any] = value
+        out.append(head(MAJOR_MAP, len(mapping)))
+        if _keys_in_canonical_order(mapping):  # hot maps are built with their keys in this order
+            for key, item in mapping.items():
                 encoded = _KEY_BYTES.get(key)
                 out.append(_encoded_key(key) if encoded is None else encoded)
                 _encode_into(item, out, depth + 1)
         else:
-            for key in sorted(value, key=_canonical_key_order):
+            for key in sorted(mapping, key=_canonical_key_order):
                 out.append(_encoded_key(key))
-                _encode_into(value[key], out, depth + 1)
+                _encode_into(mapping[key], out, depth + 1)
+    elif kind is tuple:
+        _encode_into(list(value), out, depth)  # rarely encoded: as the list it equals
     elif value is None:
         out.append(_NULL)
     elif kind is bool:
