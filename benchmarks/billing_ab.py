@@ -25,6 +25,7 @@ valgrind, so hashing weighs more there than here. Needs valgrind (Debian: valgri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import random
@@ -34,13 +35,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 FIGURES = ("wall", "process CPU", "applying thread")
 
 
-def worker(root: str, claims: int, window: int) -> None:
-    """Fill a store, say "ready", then apply one window per "go" line and print its three rates."""
+@contextlib.contextmanager
+def billing_chain(root: str, patients: int) -> Iterator[tuple[Any, Any, Any, list[str]]]:
+    """``root``'s billing module and a chain set up as benchmarks/billing.py sets it up, with its clerk
+    and ``patients`` patient ids, in a scratch store removed afterwards."""
     sys.path[:0] = [root, str(Path(root) / "benchmarks")]
     import billing
     from hcnode import crypto
@@ -52,9 +57,17 @@ def worker(root: str, claims: int, window: int) -> None:
         chain = billing.Chain(workdir / "db")
         clerk = crypto.PrivateKey(b"\x07" * 32)
         billing.setup(chain, clerk, crypto.PrivateKey(b"\x08" * 32))
-        rng = random.Random(6)
         # Built here, not by billing.patient_ids: the other checkout may predate that helper.
-        patients = [f"pt-{hashlib.sha256(b'p%d' % i).hexdigest()[:24]}" for i in range(200_000)]
+        yield billing, chain, clerk, [f"pt-{hashlib.sha256(b'p%d' % i).hexdigest()[:24]}" for i in range(patients)]
+        chain.store.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def worker(root: str, claims: int, window: int) -> None:
+    """Fill a store, say "ready", then apply one window per "go" line and print its three rates."""
+    with billing_chain(root, 200_000) as (billing, chain, clerk, patients):
+        rng = random.Random(6)
         for done in range(0, claims, 100_000):
             billing.fill(chain, clerk, rng, patients, min(100_000, claims - done))
         print(f"ready {billing.native.describe()}", flush=True)
@@ -62,32 +75,15 @@ def worker(root: str, claims: int, window: int) -> None:
             if line.strip() != "go":
                 break
             print(*(round(rate) for rate in billing.fill(chain, clerk, rng, patients, window)), flush=True)
-        chain.store.close()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def count_worker(root: str, claims: int) -> None:
     """Set up the chain and apply ``claims`` claims, for callgrind to count (see ``instructions``)."""
-    sys.path[:0] = [root, str(Path(root) / "benchmarks")]
-    import billing
-    from hcnode import crypto, native
-    from hcnode.node.runtime import tune_gc
-
-    build = native.describe()  # imports every compiled module
-    if len(native.compiled_modules()) != len(native.COMPILED):
-        raise SystemExit(f"{root}: counting needs the native build (HCNODE_MYPYC=1); this is {build}")
-    tune_gc()
-    workdir = Path(tempfile.mkdtemp(prefix="hcbill-count-", dir="/tmp"))
-    try:
-        chain = billing.Chain(workdir / "db")
-        clerk = crypto.PrivateKey(b"\x07" * 32)
-        billing.setup(chain, clerk, crypto.PrivateKey(b"\x08" * 32))
-        patients = [f"pt-{hashlib.sha256(b'p%d' % i).hexdigest()[:24]}" for i in range(20_000)]
+    with billing_chain(root, 20_000) as (billing, chain, clerk, patients):
+        build = billing.native.describe()  # imports every compiled module
+        if len(billing.native.compiled_modules()) != len(billing.native.COMPILED):
+            raise SystemExit(f"{root}: counting needs the native build (HCNODE_MYPYC=1); this is {build}")
         billing.fill(chain, clerk, random.Random(6), patients, claims)
-        chain.store.close()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 COUNTED = ("CPyDef_execute___execute", "CPyDef_store___Store___commit_block")
