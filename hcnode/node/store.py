@@ -513,11 +513,11 @@ class Store:
         one being built) before LevelDB holds them, so the filter never calls a stored key absent."""
         # The index points at the inclusion that counted: the one that applied (at most one per hash,
         # since applying consumes its nonce). A rejected inclusion (a replay, or a nonce not yet due) is
-        # indexed only if the hash has no inclusion yet, so the index is read for rejected transactions
-        # only, not once per applied one.
+        # indexed only if the hash has no inclusion yet, so the index is asked (``has_tx``: mostly the key
+        # filter) for rejected transactions only, not once per applied one.
         indexed: dict[bytes, int] = {}  # tx hash -> index of the inclusion the index will name
         for index, (tx_hash, outcome) in enumerate(zip(execution.tx_hashes, execution.receipts)):
-            if outcome["status"] == "ok" or (tx_hash not in indexed and self.db.get(b"t/" + tx_hash) is None):
+            if outcome["status"] == "ok" or (tx_hash not in indexed and not self.has_tx(tx_hash)):
                 indexed[tx_hash] = index
         new_keys = [key for key, value in execution.writes.items() if value is not None]
         new_keys.extend(b"t/" + tx_hash for tx_hash in indexed)  # see has_tx
