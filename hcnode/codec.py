@@ -140,13 +140,14 @@ _FALSE: Final = b"\xf4"
 _NULL: Final = b"\xf6"
 
 # Map keys as encoded (head and UTF-8): a few names recur in every value. Cleared when full.
+_CACHE_MAX: Final = 4096  # entries in this table and in _KEY_ORDER below
 _KEY_BYTES: Final[dict[str, bytes]] = {}  # Final: a C static in the compiled build, not a module-dict lookup
 
 
 def _encoded_key(key: str) -> bytes:
     data = key.encode()
     encoded = head(MAJOR_TEXT, len(data)) + data
-    if len(_KEY_BYTES) >= _KEY_ORDER_MAX:
+    if len(_KEY_BYTES) >= _CACHE_MAX:
         _KEY_BYTES.clear()
     _KEY_BYTES[key] = encoded
     return encoded
@@ -158,15 +159,11 @@ def _canonical_key_order(key: str) -> tuple[int, bytes]:
     return len(data), data
 
 
-_LEAVES: Final = frozenset((str, bytes, bool, type(None)))
-
-
 # The key lists of maps already judged, and whether they are in canonical order. Hot values are
 # built by a few code paths, so their maps come in a few shapes: looking a shape up (a tuple of
 # interned-hash strings) costs less than comparing its keys one by one. Only text-keyed shapes
 # are remembered; the table is cleared when full, so it stays small whatever the input.
 _KEY_ORDER: Final[dict[tuple[str, ...], bool]] = {}
-_KEY_ORDER_MAX: Final = 4096
 
 
 def _keys_in_canonical_order(value: dict[Any, Any]) -> bool:
@@ -183,7 +180,7 @@ def _keys_in_canonical_order(value: dict[Any, Any]) -> bool:
         if ordered and not (key.isascii() and (len(previous), previous) < (len(key), key)):
             ordered = False
         previous = key
-    if len(_KEY_ORDER) >= _KEY_ORDER_MAX:
+    if len(_KEY_ORDER) >= _CACHE_MAX:
         _KEY_ORDER.clear()
     _KEY_ORDER[keys] = ordered
     return ordered
@@ -251,6 +248,9 @@ def _describe_cbor2_error(exc: Exception) -> str:
     if isinstance(exc, cbor2.CBORDecodeEOF) or "premature end" in text:
         return f"truncated: {text}"
     return f"malformed CBOR: {text}"
+
+
+_LEAVES: Final = frozenset((str, bytes, bool, type(None)))
 
 
 def _check_value(root: Any, limits: DecodeLimits) -> bool:

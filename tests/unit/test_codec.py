@@ -482,6 +482,6 @@ def test_map_shapes_seen_before_are_judged_the_same_and_non_text_keys_always_ref
         assert codec.encode({"é": 1, "z": 2}) == ref_encode({"é": 1, "z": 2})  # non-ASCII: cbor2 sorts it
         with pytest.raises(CodecError, match="not text"):
             codec.encode({"a": 1, 2: 3})
-    for n in range(codec._KEY_ORDER_MAX + 10):  # more shapes than the table holds: it starts over
+    for n in range(codec._CACHE_MAX + 10):  # more shapes than the table holds: it starts over
         assert codec.encode({f"k{n}": n, "a": 0}) == ref_encode({f"k{n}": n, "a": 0})
-    assert len(codec._KEY_ORDER) <= codec._KEY_ORDER_MAX
+    assert len(codec._KEY_ORDER) <= codec._CACHE_MAX
