@@ -289,17 +289,21 @@ def test_keys_committed_while_the_filter_is_built_are_in_it(tmp_path: Path) -> N
     store.close()
 
 
-def test_the_filter_is_rebuilt_larger_when_the_state_outgrows_it(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("hcnode.node.store.FILTER_MIN_BITS", 1 << 12)
+def test_the_filter_grows_in_layers_without_a_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hcnode.node.store.FILTER_MIN_BITS", 1 << 12)  # room for 409 keys
     store = filtered_store(tmp_path / "db")
     assert store._filter is not None
     first = store._filter.capacity
-    for block in range(4):
+    for block in range(6):
         commit_writes(store, {b"b%d-%d" % (block, n): b"v" for n in range(first)})
-    assert store._filter_thread is not None
-    store._filter_thread.join()
-    assert store._filter.capacity > first
+    commit_writes(store, {b"b0-%d" % n: b"w" for n in range(first)})  # rewritten keys are held already
+    key_filter = store._filter
+    assert key_filter.layers == 3  # room for 409 keys, then 4 x 409, then 16 x 409
+    assert 0.95 * 6 * first < key_filter.count <= 6 * first < key_filter.capacity
+    assert not store._filter_thread.is_alive()  # the build at open is the only one
     store._recent.clear()
-    assert all(store.get(b"b%d-%d" % (block, n)) == b"v" for block in range(4) for n in range(first))
+    assert all(store.get(b"b%d-%d" % (block, n)) == (b"w" if block == 0 else b"v")
+               for block in range(6) for n in range(first))
+    missing = [b"c%d" % n for n in range(20_000)]
+    assert sum(map(key_filter.may_contain, missing)) < 0.05 * len(missing)  # ~1.3% per full layer
     store.close()
