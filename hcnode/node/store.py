@@ -33,6 +33,7 @@ import os
 import struct
 import threading
 import zlib
+from concurrent import futures
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -219,17 +220,25 @@ class BlockFiles:
 
     def append(self, record: bytes) -> tuple[int, int]:
         """Write ``record`` durably; returns (segment, offset). The caller commits the new end."""
+        segment, offset = self.place()
+        self.write(offset, record)
+        self.end = offset + len(record)
+        return segment, offset
+
+    def place(self) -> tuple[int, int]:
+        """(segment, offset) where the next record goes: the end, in the next segment if this one is full."""
         if self.end >= BLOCK_SEGMENT_BYTES:
             fd = self._create(self.segment + 1, truncate=True)
             os.close(self._fd)
             self._fd, self.segment, self.end = fd, self.segment + 1, 0
-        offset = self.end
+        return self.segment, self.end
+
+    def write(self, offset: int, record: bytes) -> None:
+        """Write ``record`` at ``offset`` of the current segment and sync it; ``end`` is the caller's to move."""
         written = os.pwrite(self._fd, record, offset)
         while written < len(record):
             written += os.pwrite(self._fd, record[written:], offset + written)
         os.fdatasync(self._fd)
-        self.end = offset + len(record)
-        return self.segment, offset
 
     def read(self, segment: int, offset: int, length: int) -> bytes:
         # Under the lock: a reader's descriptor must not be closed (or reused) while it is read.
@@ -328,6 +337,8 @@ class Store:
         self._filter_lock = threading.Lock()
         self._filter_thread: threading.Thread | None = None
         self._closing = False
+        # One thread writes each block's record to its file while commit_block fills the batch (see _write_block).
+        self._record_writer = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="block-files")
         try:
             self._blocks = self._open_block_files(path)
         except BaseException:
@@ -390,6 +401,7 @@ class Store:
             self._filter_thread.join()  # its iterator must not outlive the database
         if self._filter is not None and not self.db.closed:  # a size hint for the next open's build (speed only)
             self.db.put(FILTER_SIZE_HINT, self._filter.count.to_bytes(8, "big"))
+        self._record_writer.shutdown()
         self._blocks.close()
         self.db.close()
 
@@ -548,8 +560,25 @@ class Store:
 
     def _write_block(self, block: Block, execution: Execution, genesis_document: bytes | None,
                      extra: dict[bytes, bytes] | None) -> None:
-        """The block's batch; with ``_filter_lock`` held, new keys enter the filter (or the backlog of
-        one being built) before LevelDB holds them, so the filter never calls a stored key absent."""
+        """The block's record in its file, then its batch (``_fill_and_write_batch``), with ``_filter_lock`` held."""
+        block_bytes = block.encode()
+        record, receipt_offsets = _block_record(block_bytes, execution.encoded_receipts)
+        # The record is written and synced in the writer thread while this one fills the batch (pwrite copies
+        # MBs and releases the GIL); the batch is written only once the record is durable.
+        segment, offset = self._blocks.place()
+        record_written = self._record_writer.submit(self._blocks.write, offset, record)
+        try:
+            self._fill_and_write_batch(block, execution, segment, offset, record, receipt_offsets, block_bytes,
+                                       genesis_document, extra, record_written)
+        finally:
+            futures.wait([record_written])  # never leave (even on an error) with the record still being written
+        self._blocks.end = offset + len(record)
+
+    def _fill_and_write_batch(self, block: Block, execution: Execution, segment: int, offset: int, record: bytes,
+                              receipt_offsets: list[int], block_bytes: bytes, genesis_document: bytes | None,
+                              extra: dict[bytes, bytes] | None, record_written: futures.Future[None]) -> None:
+        """New keys enter the filter (or the backlog of one being built) before LevelDB holds them, so the
+        filter never calls a stored key absent; the batch is written once ``record_written`` is done."""
         # The index points at the inclusion that counted: the one that applied (at most one per hash,
         # since applying consumes its nonce). A rejected inclusion (a replay, or a nonce not yet due) is
         # indexed only if the hash has no inclusion yet, so the index is asked (``has_tx``: mostly the key
@@ -568,9 +597,6 @@ class Store:
             self._filter_backlog.extend(new_keys)
         header = block.header
         block_hash = header.hash
-        block_bytes = block.encode()
-        record, receipt_offsets = _block_record(block_bytes, execution.encoded_receipts)
-        segment, offset = self._blocks.append(record)  # synced before the batch that names it
         with self.db.write_batch(transaction=True, sync=True) as batch:
             height = header.height
             batch.put(b"b/" + _height(height), _block_entry(segment, offset, len(block_bytes), record))
@@ -595,7 +621,8 @@ class Store:
                 batch.put(b"m/genesis", genesis_document)
             for key, value in (extra or {}).items():
                 batch.put(key, value)
-            batch.put(_BLOCKS_END, cbor2.dumps([self._blocks.segment, self._blocks.end]))
+            batch.put(_BLOCKS_END, cbor2.dumps([segment, offset + len(record)]))
             batch.put(b"m/height", _height(header.height))
             batch.put(b"m/head", block_hash)
             batch.put(b"m/root", header.state_root)
+            record_written.result()  # raises the write's error, if any: then the batch is dropped unwritten

@@ -14,6 +14,7 @@ import plyvel
 import pytest
 
 from hcnode.chain import BlockHeader, Execution, genesis_block, merkle, sign_block
+from hcnode.chain.execute import nonce_key
 from hcnode.node.store import FILTER_SIZE_HINT, KeyFilter, StorageError, Store
 from tests.unit.chainkit import LocalChain, key
 
@@ -117,6 +118,34 @@ def test_a_changed_byte_in_a_block_file_is_reported_not_served(tmp_path: Path) -
     with pytest.raises(StorageError, match="block 1: the block in block file 000000 at byte .* fail their checksum"):
         store.block_bytes(1)
     assert store.block_receipts(1) and store.block_bytes(2) == chain.blocks[1].encode()  # the rest reads
+    store.close()
+
+
+def test_a_block_whose_record_cannot_be_synced_is_not_committed(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record is written in a thread while the batch fills; a failed write must drop the batch."""
+    chain, store = claim_chain(tmp_path / "db", 2)
+    head, root = store.head, store.state_root
+    patient = key(7)
+    nonce = store.get(nonce_key(patient.public))
+    chain.block(chain.tx(patient, "billing.patient_deregister", {}))  # refused, but it consumes the nonce
+    assert chain.last is not None and nonce_key(patient.public) in chain.last.writes
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fdatasync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        store.commit_block(chain.blocks[-1], chain.last)
+    assert (store.height, store.head, store.state_root) == (2, head, root)
+    assert store.block_bytes(3) is None and store.get(nonce_key(patient.public)) == nonce
+    monkeypatch.undo()
+    store.commit_block(chain.blocks[-1], chain.last)  # the disk has room again: the same block commits
+    everything_read_back(chain, store)
+    store.close()
+    store = Store(tmp_path / "db")  # and nothing of the failed attempt is left to trip the next open
+    assert store.height == 3
+    everything_read_back(chain, store)
     store.close()
 
 
