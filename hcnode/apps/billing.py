@@ -73,7 +73,7 @@ from hcnode.apps.registry import ORG_ID, active_org, require_identity, require_r
 from hcnode.chain.app import App, Query, TxContext, TxType
 from hcnode.chain.errors import Rejected
 from hcnode.chain.schema import Bytes, Int, ListOf, Optional, Record, Spec, Text
-from hcnode.chain.state import Overlay, StateReader, peek_value, read_value
+from hcnode.chain.state import Overlay, StateReader, read_value
 
 __all__ = ["APP", "PROVIDER_KINDS", "PAYER_KINDS", "Money", "CodeText"]
 
@@ -252,14 +252,14 @@ def _write_entries(state: Overlay, payer: str, version: int, entries: list[dict[
         state.put_value(key, [entry["max_amount"], rules] if rules else entry["max_amount"])
 
 
-def _fee(state: Overlay | StateReader, payer: str, vkey: str, code: str) -> tuple[int | None, list[str]]:
+def _fee(state: Overlay, payer: str, vkey: str, code: str) -> tuple[int | None, list[str]]:
     """(maximum per unit or None, bundling rule names) for a code in a schedule version.
 
     Schedules are read with ``peek_value``, shared within a block: a code's maximum is written
     once and claims only compare against it."""
-    value = peek_value(state, _k("fee", payer, vkey, code))
+    value = state.peek_value(f"billing/fee/{payer}/{vkey}/{code}".encode())  # _k's key, built in one step
     if value is None:
-        return None, peek_value(state, _k("bundle", payer, vkey, code)) or []
+        return None, state.peek_value(_k("bundle", payer, vkey, code)) or []
     return (value, []) if type(value) is int else (value[0], value[1])
 
 
@@ -388,6 +388,7 @@ def _check_schedule(ctx: TxContext, payer: str, currency: str, items: list[dict[
     in_force: dict[str, dict[str, Any] | None] = {}
     rules_of: dict[str, list[str]] = {}
     excess_total = 0
+    vkeys: dict[int, str] = {}
     for item in items:
         date = item["date_of_service"]
         if date not in in_force:
@@ -396,7 +397,11 @@ def _check_schedule(ctx: TxContext, payer: str, currency: str, items: list[dict[
         if version is None:
             flags.add("no_fee_schedule", payer=payer, date_of_service=date)
             continue
-        maximum, rules_of[item["code"]] = _fee(ctx.state, payer, _version_key(version["version"]), item["code"])
+        number = version["version"]
+        vkey = vkeys.get(number)
+        if vkey is None:
+            vkey = vkeys[number] = _version_key(number)
+        maximum, rules_of[item["code"]] = _fee(ctx.state, payer, vkey, item["code"])
         if version["currency"] != currency:
             flags.add("currency_mismatch", claim_currency=currency, schedule_currency=version["currency"])
         elif maximum is None:
